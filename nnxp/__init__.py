@@ -1,0 +1,54 @@
+"""nnxp: the gradient of an n-layer neural network, and its training, on any Array API library.
+
+One code path runs on NumPy, array-api-strict, PyTorch and CuPy::
+
+    import nnxp
+    nnxp.set_backend("numpy")          # "array_api_strict", "torch", "cupy"
+    net = nnxp.Sequential([nnxp.Dense(64, 32, "sigmoid"), nnxp.Dense(32, 10, "softmax")])
+    loss, grads = net.loss_and_gradient(X, T, loss="cross_entropy")
+"""
+
+from . import functional
+from .backend import (
+    Backend,
+    asarray,
+    available_backends,
+    get_backend,
+    set_backend,
+    to_numpy,
+    use_backend,
+)
+from .gradcheck import gradcheck
+from .layers import Activation, Dense, Dropout, Layer
+from .losses import LOSSES, get_loss
+from .network import Sequential
+from .optimizers import SGD, Adam, AdamW, Optimizer
+from .training import EarlyStopping, History
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activation",
+    "Adam",
+    "AdamW",
+    "Backend",
+    "Dense",
+    "Dropout",
+    "EarlyStopping",
+    "History",
+    "LOSSES",
+    "Layer",
+    "Optimizer",
+    "SGD",
+    "Sequential",
+    "__version__",
+    "asarray",
+    "available_backends",
+    "functional",
+    "get_backend",
+    "get_loss",
+    "gradcheck",
+    "set_backend",
+    "to_numpy",
+    "use_backend",
+]

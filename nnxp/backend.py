@@ -1,0 +1,292 @@
+"""The backend registry: which array library nnxp computes with, and on which device.
+
+This is the only module that names numpy, cupy, torch and array_api_strict. Every other
+module receives the Array API namespace ``xp`` from here (or from its arrays) and uses
+nothing else. Heavy libraries are imported lazily, when a backend is first asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+BACKEND_NAMES = ("numpy", "array_api_strict", "torch", "cupy")
+
+
+class BackendUnavailable(RuntimeError):
+    """Raised inside the registry when a backend cannot run here; carries the reason."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One array library on one device.
+
+    Attributes
+    ----------
+    name : str
+        One of ``"numpy"``, ``"array_api_strict"``, ``"torch"``, ``"cupy"``.
+    xp : module
+        The Array API namespace (array_api_compat's wrapper where the library needs one).
+    device : object
+        The device new arrays are created on (``"cpu"`` for numpy).
+    """
+
+    name: str
+    xp: Any
+    device: Any
+
+    def dtype(self, dtype: Any = None) -> Any:
+        """Resolve ``"float32"``/``"float64"`` (or a dtype object) to this backend's dtype.
+
+        ``None`` gives float32, nnxp's default.
+        """
+        if dtype is None:
+            return self.xp.float32
+        if isinstance(dtype, str):
+            if dtype not in ("float32", "float64"):
+                raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+            return getattr(self.xp, dtype)
+        for name in ("float32", "float64"):
+            if dtype == getattr(self.xp, name):
+                return dtype
+        if isinstance(dtype, type) or isinstance(dtype, np.dtype):
+            try:
+                name = np.dtype(dtype).name
+            except TypeError:
+                name = None
+            if name in ("float32", "float64"):
+                return getattr(self.xp, name)
+        raise TypeError(
+            f"dtype must be 'float32', 'float64' or the {self.name} backend's float dtype, "
+            f"got {dtype!r}"
+        )
+
+    def dtype_name(self, dtype: Any) -> str:
+        """``"float32"`` or ``"float64"`` for one of this backend's float dtypes."""
+        for name in ("float32", "float64"):
+            if dtype == getattr(self.xp, name):
+                return name
+        raise TypeError(f"{dtype!r} is not a float dtype nnxp computes in")
+
+    def __repr__(self) -> str:
+        return f"Backend(name={self.name!r}, device={self.device!r})"
+
+
+def _load_numpy(device: Any) -> Backend:
+    import array_api_compat.numpy as xp
+
+    if device not in (None, "cpu"):
+        raise BackendUnavailable(f"numpy only runs on 'cpu', not {device!r}")
+    return Backend("numpy", xp, "cpu")
+
+
+def _load_array_api_strict(device: Any) -> Backend:
+    if importlib.util.find_spec("array_api_strict") is None:
+        raise BackendUnavailable(
+            "array_api_strict is not installed (pip install 'nnxp[test]')"
+        )
+    import array_api_strict as xp
+
+    if device is None:
+        device = xp.Device("CPU_DEVICE")
+    elif isinstance(device, str):
+        device = xp.Device(device)
+    return Backend("array_api_strict", xp, device)
+
+
+def _load_torch(device: Any) -> Backend:
+    if importlib.util.find_spec("torch") is None:
+        raise BackendUnavailable("torch is not installed (pip install 'nnxp[torch]')")
+    import array_api_compat.torch as xp
+    import torch
+
+    if device is None:
+        device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailable("torch is installed but no CUDA device answers")
+    return Backend("torch", xp, device)
+
+
+def _load_cupy(device: Any) -> Backend:
+    if importlib.util.find_spec("cupy") is None:
+        raise BackendUnavailable(
+            "cupy is not installed (pip install 'nnxp[cuda12]' or 'nnxp[cuda13]')"
+        )
+    try:
+        import array_api_compat.cupy as xp
+        import cupy
+
+        if not cupy.cuda.is_available():
+            raise BackendUnavailable(
+                f"cupy {cupy.__version__} is installed but no CUDA device answers"
+            )
+        dev = cupy.cuda.Device(0 if device is None else device)
+        dev.compute_capability  # noqa: B018 - touches the device, raises if absent
+    except BackendUnavailable:
+        raise
+    except Exception as exc:  # CUDA driver/runtime errors come in many types
+        raise BackendUnavailable(f"cupy is installed but CUDA failed: {exc}") from exc
+    return Backend("cupy", xp, dev)
+
+
+_LOADERS: dict[str, Callable[[Any], Backend]] = {
+    "numpy": _load_numpy,
+    "array_api_strict": _load_array_api_strict,
+    "torch": _load_torch,
+    "cupy": _load_cupy,
+}
+
+_current: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
+    "nnxp_backend", default=None
+)
+
+
+def _make(name: str, device: Any = None) -> Backend:
+    if name not in _LOADERS:
+        raise ValueError(
+            f"unknown backend {name!r}; valid names are {', '.join(BACKEND_NAMES)} "
+            f"(available here: {', '.join(available_backends())})"
+        )
+    try:
+        return _LOADERS[name](device)
+    except BackendUnavailable as exc:
+        raise ValueError(
+            f"backend {name!r} is not available: {exc}. "
+            f"Available here: {', '.join(available_backends())}"
+        ) from None
+
+
+def backend_status(name: str) -> str | None:
+    """Return ``None`` when backend ``name`` works here, else the reason it does not."""
+    try:
+        _LOADERS[name](None)
+    except BackendUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that really run here (cupy only where a CUDA device answers).
+
+    Returns
+    -------
+    list of str
+        A subset of ``("numpy", "array_api_strict", "torch", "cupy")`` in that order.
+    """
+    return [name for name in BACKEND_NAMES if backend_status(name) is None]
+
+
+def set_backend(name: str, device: Any = None) -> Backend:
+    """Make ``name`` the current backend for this thread/context and return it.
+
+    Parameters
+    ----------
+    name : {"numpy", "array_api_strict", "torch", "cupy"}
+    device : optional
+        The device to compute on: ``"cpu"``/``"cuda:1"`` for torch, an integer for cupy,
+        ``"CPU_DEVICE"``/``"device1"`` for array_api_strict. ``None`` picks the default
+        (CUDA for torch when present).
+
+    Raises
+    ------
+    ValueError
+        Unknown name, or a backend that cannot run here (the message says why).
+    """
+    backend = _make(name, device)
+    _current.set(backend)
+    return backend
+
+
+def get_backend() -> Backend:
+    """The current backend (numpy on the CPU unless set otherwise)."""
+    backend = _current.get()
+    if backend is None:
+        backend = _make("numpy")
+        _current.set(backend)
+    return backend
+
+
+@contextlib.contextmanager
+def use_backend(name: str, device: Any = None) -> Iterator[Backend]:
+    """Use backend ``name`` inside a ``with`` block; the previous one comes back after it.
+
+    The previous backend is restored even when the body raises, and blocks nest.
+    """
+    token = _current.set(_make(name, device))
+    try:
+        yield _current.get()
+    finally:
+        _current.reset(token)
+
+
+def _library_of(x: Any) -> str | None:
+    """The backend name an array belongs to, or None for host data (lists, scalars)."""
+    module = type(x).__module__.split(".")[0]
+    return {
+        "numpy": "numpy",
+        "torch": "torch",
+        "cupy": "cupy",
+        "array_api_strict": "array_api_strict",
+    }.get(module)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy an array of any backend (or nested lists) to a NumPy array on the host."""
+    library = _library_of(x)
+    if library == "torch":
+        return x.detach().cpu().numpy()
+    if library == "cupy":
+        return x.get()
+    if library == "array_api_strict":
+        import array_api_strict
+
+        if x.device != array_api_strict.Device("CPU_DEVICE"):
+            x = array_api_strict.asarray(x, device=array_api_strict.Device("CPU_DEVICE"))
+        return np.asarray(x)
+    return np.asarray(x)
+
+
+def asarray(data: Any, dtype: Any = None, backend: Backend | None = None) -> Any:
+    """Put ``data`` on the current backend and device, the way to move data into nnxp.
+
+    Parameters
+    ----------
+    data : array_like
+        A NumPy array, an array of any backend, nested lists or a scalar.
+    dtype : {"float32", "float64"} or a backend dtype, optional
+        Target float dtype. ``None`` keeps the data's dtype (as the library infers it).
+    backend : Backend, optional
+        Target backend; the current one by default.
+
+    Returns
+    -------
+    array
+        An array of the backend's namespace on its device.
+    """
+    backend = backend or get_backend()
+    if dtype is not None:
+        dtype = backend.dtype(dtype)
+    library = _library_of(data)
+    if library is not None and library != backend.name:
+        data = to_numpy(data)
+    elif library == "array_api_strict" and data.device != backend.device:
+        data = to_numpy(data)
+    elif library == "torch" and data.device != backend.device:
+        data = data.to(backend.device)
+    if library is None or library != backend.name:
+        data = np.asarray(data)
+        if data.dtype.kind not in "biuf":
+            raise TypeError(f"cannot make a numeric array from data of dtype {data.dtype}")
+    return backend.xp.asarray(data, dtype=dtype, device=backend.device)
+
+
+def array_library(x: Any) -> str | None:
+    """The backend name an array belongs to (``None`` for lists and scalars)."""
+    return _library_of(x)

@@ -1,0 +1,139 @@
+"""Losses fused with their output activation, as PyTorch's mean reductions.
+
+Each loss gives its value and ``dE/dA``, the gradient with respect to the output layer's
+pre-activation ``A``. For the pairs below the fused delta is written once, here:
+
+==========================  ==================  ======================================
+loss                        output activation   dE/dA
+==========================  ==================  ======================================
+``cross_entropy``           softmax             ``(Y * sum(T) - T) / N``  (= (Y - T)/N)
+``binary_cross_entropy``    sigmoid             ``(Y - T) / (N * K)``
+``mse``                     any                 ``g'(A) * 2 (Y - T) / (N * K)`` (chain)
+==========================  ==================  ======================================
+
+``N`` counts samples (every leading axis: samples x timesteps for sequences) and ``K`` the
+outputs. The cross-entropies take their value from the pre-activation (log-softmax,
+softplus), so neither the loss nor its gradient meets ``log(0)`` or ``-T/Y``: both stay
+finite for logits of +-1e4 and beyond. A cross-entropy asked of the wrong output
+activation is refused rather than differentiated wrongly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .functional import ActivationFunction, log_softmax, masked_log_softmax, softplus
+
+Array = Any
+
+
+class Loss:
+    """A loss ``E(Y, T)`` reduced to a mean; ``Y = g(A)`` is the output layer's output.
+
+    Attributes
+    ----------
+    name : str
+    requires : str or None
+        The output activation the fused gradient needs (None: any, via the chain rule).
+    """
+
+    name = ""
+    requires: str | None = None
+
+    def check_activation(self, activation: ActivationFunction, layer: str) -> None:
+        """Refuse an output activation this loss cannot be differentiated through."""
+        if self.requires is not None and activation.name != self.requires:
+            other = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy"}.get(
+                activation.name, "mse"
+            )
+            raise ValueError(
+                f"loss {self.name!r} is computed from the logits of a {self.requires} output "
+                f"layer, but the last layer {layer} has activation {activation.name!r}; use "
+                f"activation={self.requires!r} in that layer or loss={other!r}"
+            )
+
+    def value_and_delta(
+        self, A: Array, Y: Array, T: Array, activation: ActivationFunction, xp: Any, mask: Array = None
+    ) -> tuple[Array, Array]:
+        """The mean loss (a 0-d array, left on the device) and ``dE/dA``.
+
+        Parameters
+        ----------
+        A, Y : arrays of shape ``(..., K)``
+            Pre-activation and output of the last layer.
+        T : array of shape ``(..., K)``
+            Targets in the output dtype (class labels already one-hot).
+        activation : ActivationFunction
+            The output layer's activation.
+        xp : namespace
+        mask : bool array of shape ``(..., K)`` or None
+            Allowed outputs of a masked softmax.
+        """
+        raise NotImplementedError
+
+
+class MeanSquaredError(Loss):
+    """``mean((Y - T) ** 2)`` over every element, as ``torch.nn.MSELoss()``."""
+
+    name = "mse"
+
+    def value_and_delta(self, A, Y, T, activation, xp, mask=None):
+        R = Y - T
+        size = math.prod(R.shape)
+        value = xp.sum(R * R) / size
+        return value, activation.backward(Y, (2.0 / size) * R, xp)
+
+
+class CrossEntropy(Loss):
+    """``mean over samples of -sum_k T_k log softmax(A)_k``, as ``torch.nn.CrossEntropyLoss``.
+
+    Targets are one-hot rows, probability rows, or integer class labels (made one-hot before
+    they get here). With a mask, masked outputs have probability 0, may carry no target mass,
+    and a row with every output masked contributes nothing.
+    """
+
+    name = "cross_entropy"
+    requires = "softmax"
+
+    def value_and_delta(self, A, Y, T, activation, xp, mask=None):
+        n = math.prod(A.shape[:-1])
+        if mask is None:
+            terms = T * log_softmax(A, xp=xp)
+        else:
+            terms = T * xp.where(mask, masked_log_softmax(A, mask, xp=xp), 0.0)
+        value = -xp.sum(terms) / n
+        # exact for any target rows; (Y - T) / n when each row of T sums to one
+        delta = (Y * xp.sum(T, axis=-1, keepdims=True) - T) / n
+        return value, delta
+
+
+class BinaryCrossEntropy(Loss):
+    """``mean(-T log Y - (1 - T) log(1 - Y))`` over every element, from the logits:
+    ``softplus(A) - T * A``, as ``torch.nn.BCEWithLogitsLoss()``."""
+
+    name = "binary_cross_entropy"
+    requires = "sigmoid"
+
+    def value_and_delta(self, A, Y, T, activation, xp, mask=None):
+        size = math.prod(A.shape)
+        value = xp.sum(softplus(A, xp=xp) - T * A) / size
+        return value, (Y - T) / size
+
+
+LOSSES = {cls.name: cls for cls in (MeanSquaredError, CrossEntropy, BinaryCrossEntropy)}
+
+
+def get_loss(loss: str | Loss) -> Loss:
+    """Resolve ``"mse"``, ``"cross_entropy"``, ``"binary_cross_entropy"`` (or a Loss).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the valid ones.
+    """
+    if isinstance(loss, Loss):
+        return loss
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; valid names are {', '.join(LOSSES)}")
+    return LOSSES[loss]()

@@ -1,0 +1,328 @@
+"""``Sequential``: a stack of layers with forward, backward, the loss gradient and fit."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from . import training
+from .backend import Backend, get_backend, use_backend
+from .layers import BuildContext, Dense, Layer, check_backend, layer_from_config
+from .losses import Loss, get_loss
+from .random import Generator, host_generator
+
+Array = Any
+
+
+class Sequential:
+    """A feed-forward network: each layer's output is the next one's input.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        Consecutive Dense layers must agree: ``layers[i].n_outputs == layers[i+1].n_inputs``.
+    seed : int, default 0
+        Seeds the initial weights (drawn on the host, identical on every backend) and the
+        backend generator used for shuffling and dropout.
+    dtype : {"float32", "float64"} or a backend dtype, optional
+        float32 by default.
+
+    The network lives on the backend that is current when it is built (``net.backend``).
+    """
+
+    def __init__(self, layers: Sequence[Layer], seed: int = 0, dtype: Any = None) -> None:
+        layers = list(layers)
+        if not layers or not all(isinstance(layer, Layer) for layer in layers):
+            raise TypeError("Sequential needs a non-empty list of nnxp layers")
+        widths = [layer for layer in layers if isinstance(layer, Dense)]
+        if not widths:
+            raise ValueError("Sequential needs at least one Dense layer")
+        width = widths[0].n_inputs
+        for layer in layers:
+            width = layer.output_width(width)
+        self.n_inputs = widths[0].n_inputs
+        self.n_outputs = width
+        self.layers = layers
+        self.seed = seed
+        self.backend: Backend = get_backend()
+        self.dtype = self.backend.dtype(dtype)
+        self.xp = self.backend.xp
+        self.rng = Generator(self.backend, seed)
+        ctx = BuildContext(self.backend, self.dtype, host_generator(seed), self.rng)
+        for i, layer in enumerate(layers):
+            layer.build(ctx)
+            layer.position = f"layers[{i}] "
+        # backward stops at the first layer with parameters, which needs no dE/dX
+        self._first_trainable = next(i for i, layer in enumerate(layers) if layer.params)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(layer.describe() for layer in self.layers)
+        return f"Sequential([{inner}], backend={self.backend.name!r}, dtype={self.dtype})"
+
+    # ------------------------------------------------------------------ checked entry points
+    def check_inputs(self, X: Array) -> Array:
+        """Check ``X`` belongs to this network's backend; cast numbers to the network dtype.
+
+        Raises
+        ------
+        TypeError
+            An array of another backend or device, or a dtype that is not a real number.
+        ValueError
+            Wrong rank or feature count (checked by the first Dense layer).
+        """
+        check_backend(X, self.backend, f"{self.layers[0].label} input X")
+        xp = self.xp
+        if X.dtype != self.dtype:
+            if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
+                raise TypeError(
+                    f"{self.layers[0].label} input X must hold real numbers, got dtype {X.dtype}"
+                )
+            X = xp.astype(X, self.dtype)
+        first = next(layer for layer in self.layers if isinstance(layer, Dense))
+        first.check_input(X)
+        return X
+
+    def check_mask(self, mask: Array, out_shape: tuple[int, ...]) -> Array:
+        """Check a softmax mask (bool, or 0/1 numbers) of the output's shape; return bool."""
+        if mask is None:
+            return None
+        xp = self.xp
+        check_backend(mask, self.backend, "mask")
+        if tuple(mask.shape) != out_shape:
+            raise ValueError(
+                f"mask must have the shape of the network output {out_shape}, got "
+                f"{tuple(mask.shape)}"
+            )
+        if mask.dtype == xp.bool:
+            return mask
+        if not xp.isdtype(mask.dtype, ("real floating", "integral")):
+            raise TypeError(f"mask must be boolean or 0/1 numbers, got dtype {mask.dtype}")
+        if bool(xp.any((mask != 0) & (mask != 1))):
+            raise ValueError("mask must hold only 0 and 1 (or be boolean)")
+        return mask == 1
+
+    def check_targets(self, T: Array, loss: Loss, out_shape: tuple[int, ...], mask: Array = None) -> Array:
+        """Check targets against the output shape and loss; one-hot integer class labels."""
+        xp = self.xp
+        check_backend(T, self.backend, "targets T")
+        if T.shape[:1] != out_shape[:1]:
+            raise ValueError(
+                f"X has {out_shape[0]} rows but T has {T.shape[0] if T.ndim else 0}"
+            )
+        n_classes = out_shape[-1]
+        if loss.name == "cross_entropy" and tuple(T.shape) == out_shape[:-1]:
+            if not xp.isdtype(T.dtype, "integral"):
+                raise TypeError(
+                    f"class labels of shape {tuple(T.shape)} must be integers, got {T.dtype}"
+                )
+            if bool(xp.any((T < 0) | (T >= n_classes))):
+                raise ValueError(f"class labels must lie in [0, {n_classes}), the output width")
+            classes = xp.arange(n_classes, device=self.backend.device)
+            T = xp.astype(T[..., None] == classes, self.dtype)
+        elif tuple(T.shape) != out_shape:
+            raise ValueError(
+                f"loss {loss.name!r}: targets T must have shape {out_shape} (the output of "
+                f"{self.layers[-1].label})"
+                + (f" or class labels of shape {out_shape[:-1]}" if loss.name == "cross_entropy" else "")
+                + f", got {tuple(T.shape)}"
+            )
+        if T.dtype != self.dtype:
+            if not xp.isdtype(T.dtype, ("real floating", "integral", "bool")):
+                raise TypeError(f"targets T must hold real numbers, got dtype {T.dtype}")
+            T = xp.astype(T, self.dtype)
+        if mask is not None and loss.name == "cross_entropy" and bool(xp.any(xp.where(mask, 0.0, T) != 0)):
+            raise ValueError("targets put probability on outputs the mask forbids")
+        return T
+
+    def output_shape(self, X: Array) -> tuple[int, ...]:
+        """The shape the network's output has for input ``X``."""
+        return (*X.shape[:-1], self.n_outputs)
+
+    # ------------------------------------------------------------------ passes
+    def forward(self, X: Array, *, training: bool = False, mask: Array = None) -> Array:
+        """Run every layer; the layers cache what :meth:`backward` needs.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, ..., n_inputs)
+        training : bool
+            True turns dropout on.
+        mask : array of shape (n_samples, ..., n_outputs), optional
+            Bool or 0/1: outputs of the (softmax) output layer allowed to be non-zero.
+
+        Returns
+        -------
+        Y : array of shape (n_samples, ..., n_outputs)
+        """
+        X = self.check_inputs(X)
+        return self._forward(X, training, self.check_mask(mask, self.output_shape(X)))
+
+    def _forward(self, X: Array, training: bool, mask: Array = None) -> Array:
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            if i == last and mask is not None:
+                X = layer.forward(X, training=training, mask=mask)
+            else:
+                X = layer.forward(X, training=training)
+        return X
+
+    def backward(self, dEdY: Array) -> Array:
+        """Back-propagate ``dE/dY`` of the output through every layer.
+
+        Each layer stores its gradients in ``layer.grads``.
+
+        Parameters
+        ----------
+        dEdY : array of the output's shape
+
+        Returns
+        -------
+        dEdX : array of the input's shape
+        """
+        for layer in reversed(self.layers):
+            dEdY = layer.backward(dEdY)
+        return dEdY
+
+    def _backward_from_output_delta(self, delta: Array) -> None:
+        """Back-propagate a loss's ``dE/dA`` of the output layer, down to the first layer
+        with parameters (whose ``dE/dX`` nobody needs)."""
+        stop = self._first_trainable
+        last = len(self.layers) - 1
+        for i in range(last, stop - 1, -1):
+            layer = self.layers[i]
+            if i == last:
+                delta = layer.backward_from_delta(delta, need_dX=i > stop)
+            else:
+                delta = layer.backward(delta, need_dX=i > stop)
+
+    def _output_layer(self) -> Layer:
+        out = self.layers[-1]
+        if not hasattr(out, "backward_from_delta"):
+            raise ValueError(f"a loss needs a Dense or Activation output layer, not {out.label}")
+        return out
+
+    def _loss_and_delta(self, X: Array, T: Array, loss: Loss, mask: Array, training: bool) -> Array:
+        """Forward, the loss (left on the device) and the backward pass; fills ``grads``."""
+        Y = self._forward(X, training, mask)
+        out = self._output_layer()
+        value, delta = loss.value_and_delta(out.A, Y, T, out.activation, self.xp, mask)
+        self._backward_from_output_delta(delta)
+        return value
+
+    def prepare(self, X: Array, T: Array, loss: str | Loss, mask: Array = None) -> tuple:
+        """Check and convert ``(X, T, loss, mask)`` once, before any computation."""
+        loss = get_loss(loss)
+        out = self._output_layer()
+        loss.check_activation(out.activation, out.label)
+        X = self.check_inputs(X)
+        out_shape = self.output_shape(X)
+        mask = self.check_mask(mask, out_shape)
+        T = self.check_targets(T, loss, out_shape, mask)
+        return X, T, loss, mask
+
+    def loss_and_gradient(
+        self, X: Array, T: Array, loss: str | Loss, *, mask: Array = None
+    ) -> tuple[float, list[dict[str, Array]]]:
+        """The mean loss on ``(X, T)`` and its gradient with respect to every parameter.
+
+        Dropout is off (inference mode), so the result is deterministic.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, ..., n_inputs)
+        T : array of the output's shape, or integer class labels (n_samples, ...) for
+            cross_entropy
+        loss : {"mse", "cross_entropy", "binary_cross_entropy"}
+        mask : array of the output's shape, optional
+
+        Returns
+        -------
+        loss : float
+        grads : list of dict
+            ``grads[i] == {"W": dE/dW, "b": dE/db}`` for a Dense layer, ``{}`` otherwise.
+        """
+        X, T, loss, mask = self.prepare(X, T, loss, mask)
+        value = self._loss_and_delta(X, T, loss, mask, training=False)
+        for layer in self.layers[: self._first_trainable]:
+            layer.grads = {}
+        return float(value), [dict(layer.grads) for layer in self.layers]
+
+    def predict(self, X: Array, batch_size: int | None = None, *, mask: Array = None) -> Array:
+        """The network's output in inference mode, in chunks of ``batch_size`` rows if given.
+
+        Returns
+        -------
+        Y : array of shape (n_samples, ..., n_outputs)
+        """
+        X = self.check_inputs(X)
+        mask = self.check_mask(mask, self.output_shape(X))
+        n = X.shape[0]
+        if batch_size is None or batch_size >= n:
+            return self._forward(X, False, mask)
+        training.check_batch_size(batch_size)
+        parts = []
+        for start in range(0, n, batch_size):
+            rows = slice(start, min(start + batch_size, n))
+            parts.append(self._forward(X[rows, ...], False, None if mask is None else mask[rows, ...]))
+        return self.xp.concat(parts, axis=0)
+
+    def evaluate(self, X: Array, T: Array, loss: str | Loss, *, mask: Array = None) -> dict[str, float]:
+        """Loss on ``(X, T)``, and accuracy for the classification losses.
+
+        Returns
+        -------
+        dict
+            ``{"loss": float}`` plus ``"accuracy"`` for cross_entropy (arg-max over the last
+            axis) and binary_cross_entropy (threshold 0.5).
+        """
+        X, T, loss, mask = self.prepare(X, T, loss, mask)
+        return training.evaluate(self, X, T, loss, mask)
+
+    def fit(self, X: Array, T: Array, *, loss: str | Loss, **options: Any) -> training.History:
+        """Train with minibatches; see :func:`nnxp.training.fit` for every option."""
+        return training.fit(self, X, T, loss=loss, **options)
+
+    # ------------------------------------------------------------------ parameters
+    def parameters(self) -> list[dict[str, Array]]:
+        """Each layer's parameter dict (``{"W": W, "b": b}`` for Dense, ``{}`` otherwise);
+        the dicts are the layers' own, so an optimizer updating them updates the network."""
+        return [layer.params for layer in self.layers]
+
+    def gradients(self) -> list[dict[str, Array]]:
+        """Each layer's gradient dict from the last backward pass."""
+        return [layer.grads for layer in self.layers]
+
+    def get_weights(self) -> list[dict[str, Array]]:
+        """Copies of every parameter (a snapshot that later updates do not touch)."""
+        xp = self.xp
+        return [{k: xp.asarray(v, copy=True) for k, v in p.items()} for p in self.parameters()]
+
+    def set_weights(self, weights: list[dict[str, Array]]) -> None:
+        """Put a snapshot from :meth:`get_weights` back (copied, shapes checked)."""
+        if len(weights) != len(self.layers):
+            raise ValueError(f"expected weights for {len(self.layers)} layers, got {len(weights)}")
+        for layer, values in zip(self.layers, weights):
+            if set(values) != set(layer.params):
+                raise ValueError(
+                    f"{layer.label} has parameters {sorted(layer.params)}, got {sorted(values)}"
+                )
+            for name, value in values.items():
+                setattr(layer, name, value)
+
+    def get_config(self) -> dict:
+        """A JSON-able description of the architecture (no weights)."""
+        return {"layers": [layer.get_config() for layer in self.layers], "seed": self.seed}
+
+    def clone(self, *, backend: str | None = None, dtype: Any = None) -> "Sequential":
+        """A copy of this network (weights included), optionally on another backend/dtype."""
+        from .backend import asarray
+
+        name = backend or self.backend.name
+        device = self.backend.device if name == self.backend.name else None
+        with use_backend(name, device) as target:
+            dtype = target.dtype(dtype if dtype is not None else self.backend.dtype_name(self.dtype))
+            layers = [layer_from_config(c) for c in self.get_config()["layers"]]
+            net = Sequential(layers, seed=self.seed, dtype=dtype)
+            for new, old in zip(net.layers, self.layers):
+                for key, value in old.params.items():
+                    new.params[key] = asarray(value, dtype=dtype, backend=target)
+        return net
