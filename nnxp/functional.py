@@ -132,7 +132,8 @@ class LeakyReLU(ActivationFunction):
         return (xp or array_namespace(A)).where(A > 0, A, self.alpha * A)
 
     def derivative(self, Y: Array, xp: Any = None) -> Array:
-        return (xp or array_namespace(Y)).where(Y > 0, 1.0, self.alpha)
+        xp = xp or array_namespace(Y)
+        return xp.where(Y > 0, xp.ones_like(Y), self.alpha)
 
     def backward(self, Y: Array, dEdY: Array, xp: Any = None) -> Array:
         return (xp or array_namespace(Y)).where(Y > 0, dEdY, self.alpha * dEdY)
