@@ -11,8 +11,9 @@ import contextlib
 import contextvars
 import importlib
 import importlib.util
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -88,9 +89,7 @@ def _load_numpy(device: Any) -> Backend:
 
 def _load_array_api_strict(device: Any) -> Backend:
     if importlib.util.find_spec("array_api_strict") is None:
-        raise BackendUnavailable(
-            "array_api_strict is not installed (pip install 'nnxp[test]')"
-        )
+        raise BackendUnavailable("array_api_strict is not installed (pip install 'nnxp[test]')")
     import array_api_strict as xp
 
     if device is None:

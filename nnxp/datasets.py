@@ -70,8 +70,9 @@ def digits(test_size: float = 0.25, seed: int = 0, dtype: Any = None) -> tuple[A
     return tuple(asarray(part, dtype=dtype) for part in parts)
 
 
-def spirals(n_classes: int = 3, n_per_class: int = 100, noise: float = 0.2, seed: int = 0,
-            dtype: Any = None) -> tuple[Any, Any]:
+def spirals(
+    n_classes: int = 3, n_per_class: int = 100, noise: float = 0.2, seed: int = 0, dtype: Any = None
+) -> tuple[Any, Any]:
     """Interleaved spiral arms in the plane, one class per arm (cs231n's classic).
 
     Returns

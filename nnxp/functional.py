@@ -18,7 +18,8 @@ the matrix products and the gradients sum over all of them.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from array_api_compat import array_namespace
 
@@ -181,9 +182,7 @@ def get_activation(activation: str | dict | ActivationFunction) -> ActivationFun
     else:
         name, settings = activation, {}
     if name not in ACTIVATIONS:
-        raise ValueError(
-            f"unknown activation {name!r}; valid names are {', '.join(ACTIVATIONS)}"
-        )
+        raise ValueError(f"unknown activation {name!r}; valid names are {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name](**settings)
 
 

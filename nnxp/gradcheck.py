@@ -14,8 +14,9 @@ Array = Any
 SCALE_FLOOR = 1e-6
 
 
-def gradcheck(net: Any, X: Array, T: Array, loss: str | Loss, *, mask: Array = None,
-              eps: float = 1e-6) -> float:
+def gradcheck(
+    net: Any, X: Array, T: Array, loss: str | Loss, *, mask: Array = None, eps: float = 1e-6
+) -> float:
     """Compare ``net.loss_and_gradient`` with central differences of the loss.
 
     The check runs on a float64 copy of ``net`` (same backend and weights), in inference
@@ -65,7 +66,9 @@ def gradcheck(net: Any, X: Array, T: Array, loss: str | Loss, *, mask: Array = N
                 minus = value()
                 P[index] = original
                 numeric.append((plus - minus) / (2.0 * eps))
-            N = xp.reshape(xp.asarray(numeric, dtype=xp.float64, device=net64.backend.device), P.shape)
+            N = xp.reshape(
+                xp.asarray(numeric, dtype=xp.float64, device=net64.backend.device), P.shape
+            )
             scale = max(scale, float(xp.max(xp.abs(grad))), float(xp.max(xp.abs(N))))
             largest_error = max(largest_error, float(xp.max(xp.abs(grad - N))))
     return largest_error / scale

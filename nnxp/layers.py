@@ -32,6 +32,7 @@ class Layer:
 
     params: dict[str, Array]
     grads: dict[str, Array]
+
     def __init__(self) -> None:
         self.params = {}
         self.grads = {}
@@ -154,7 +155,9 @@ class Dense(Layer):
             raise RuntimeError(f"{self.label} is not built yet: put it in a Sequential first")
         check_backend(value, self.backend, f"{self.label}.{name}")
         if tuple(value.shape) != shape:
-            raise ValueError(f"{self.label}.{name} must have shape {shape}, got {tuple(value.shape)}")
+            raise ValueError(
+                f"{self.label}.{name} must have shape {shape}, got {tuple(value.shape)}"
+            )
         self.params[name] = self.xp.astype(value, self.dtype, copy=True)
 
     # passes ----------------------------------------------------------------------------
@@ -293,7 +296,9 @@ class Dropout(Layer):
         if noise_shape is not None:
             noise_shape = tuple(noise_shape)
             for size in noise_shape:
-                if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+                if size is not None and (
+                    isinstance(size, bool) or not isinstance(size, int) or size < 1
+                ):
                     raise ValueError(
                         f"Dropout noise_shape entries must be None or positive integers, "
                         f"got {noise_shape}"
@@ -336,7 +341,7 @@ class Dropout(Layer):
             self._mask = None
             return X
         keep = self._rng.uniform(shape, self.dtype) >= self.rate
-        self._mask = self.xp.where(keep, 1.0 / (1.0 - self.rate), 0.0)
+        self._mask = self.xp.astype(keep, self.dtype) * (1.0 / (1.0 - self.rate))
         return X * self._mask
 
     def backward(self, dEdY: Array, *, need_dX: bool = True) -> Array | None:

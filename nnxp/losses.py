@@ -54,7 +54,13 @@ class Loss:
             )
 
     def value_and_delta(
-        self, A: Array, Y: Array, T: Array, activation: ActivationFunction, xp: Any, mask: Array = None
+        self,
+        A: Array,
+        Y: Array,
+        T: Array,
+        activation: ActivationFunction,
+        xp: Any,
+        mask: Array = None,
     ) -> tuple[Array, Array]:
         """The mean loss (a 0-d array, left on the device) and ``dE/dA``.
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from . import training
 from .backend import Backend, get_backend, use_backend
@@ -56,7 +57,8 @@ class Sequential:
 
     def __repr__(self) -> str:
         inner = ", ".join(layer.describe() for layer in self.layers)
-        return f"Sequential([{inner}], backend={self.backend.name!r}, dtype={self.dtype})"
+        dtype = self.backend.dtype_name(self.dtype)
+        return f"Sequential([{inner}], backend={self.backend.name!r}, dtype={dtype!r})"
 
     # ------------------------------------------------------------------ checked entry points
     def check_inputs(self, X: Array) -> Array:
@@ -100,14 +102,14 @@ class Sequential:
             raise ValueError("mask must hold only 0 and 1 (or be boolean)")
         return mask == 1
 
-    def check_targets(self, T: Array, loss: Loss, out_shape: tuple[int, ...], mask: Array = None) -> Array:
+    def check_targets(
+        self, T: Array, loss: Loss, out_shape: tuple[int, ...], mask: Array = None
+    ) -> Array:
         """Check targets against the output shape and loss; one-hot integer class labels."""
         xp = self.xp
         check_backend(T, self.backend, "targets T")
         if T.shape[:1] != out_shape[:1]:
-            raise ValueError(
-                f"X has {out_shape[0]} rows but T has {T.shape[0] if T.ndim else 0}"
-            )
+            raise ValueError(f"X has {out_shape[0]} rows but T has {T.shape[0] if T.ndim else 0}")
         n_classes = out_shape[-1]
         if loss.name == "cross_entropy" and tuple(T.shape) == out_shape[:-1]:
             if not xp.isdtype(T.dtype, "integral"):
@@ -122,14 +124,22 @@ class Sequential:
             raise ValueError(
                 f"loss {loss.name!r}: targets T must have shape {out_shape} (the output of "
                 f"{self.layers[-1].label})"
-                + (f" or class labels of shape {out_shape[:-1]}" if loss.name == "cross_entropy" else "")
+                + (
+                    f" or class labels of shape {out_shape[:-1]}"
+                    if loss.name == "cross_entropy"
+                    else ""
+                )
                 + f", got {tuple(T.shape)}"
             )
         if T.dtype != self.dtype:
             if not xp.isdtype(T.dtype, ("real floating", "integral", "bool")):
                 raise TypeError(f"targets T must hold real numbers, got dtype {T.dtype}")
             T = xp.astype(T, self.dtype)
-        if mask is not None and loss.name == "cross_entropy" and bool(xp.any(xp.where(mask, 0.0, T) != 0)):
+        if (
+            mask is not None
+            and loss.name == "cross_entropy"
+            and bool(xp.any(xp.where(mask, 0.0, T) != 0))
+        ):
             raise ValueError("targets put probability on outputs the mask forbids")
         return T
 
@@ -262,10 +272,14 @@ class Sequential:
         parts = []
         for start in range(0, n, batch_size):
             rows = slice(start, min(start + batch_size, n))
-            parts.append(self._forward(X[rows, ...], False, None if mask is None else mask[rows, ...]))
+            parts.append(
+                self._forward(X[rows, ...], False, None if mask is None else mask[rows, ...])
+            )
         return self.xp.concat(parts, axis=0)
 
-    def evaluate(self, X: Array, T: Array, loss: str | Loss, *, mask: Array = None) -> dict[str, float]:
+    def evaluate(
+        self, X: Array, T: Array, loss: str | Loss, *, mask: Array = None
+    ) -> dict[str, float]:
         """Loss on ``(X, T)``, and accuracy for the classification losses.
 
         Returns
@@ -312,14 +326,16 @@ class Sequential:
         """A JSON-able description of the architecture (no weights)."""
         return {"layers": [layer.get_config() for layer in self.layers], "seed": self.seed}
 
-    def clone(self, *, backend: str | None = None, dtype: Any = None) -> "Sequential":
+    def clone(self, *, backend: str | None = None, dtype: Any = None) -> Sequential:
         """A copy of this network (weights included), optionally on another backend/dtype."""
         from .backend import asarray
 
         name = backend or self.backend.name
         device = self.backend.device if name == self.backend.name else None
         with use_backend(name, device) as target:
-            dtype = target.dtype(dtype if dtype is not None else self.backend.dtype_name(self.dtype))
+            dtype = target.dtype(
+                dtype if dtype is not None else self.backend.dtype_name(self.dtype)
+            )
             layers = [layer_from_config(c) for c in self.get_config()["layers"]]
             net = Sequential(layers, seed=self.seed, dtype=dtype)
             for new, old in zip(net.layers, self.layers):

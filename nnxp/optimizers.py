@@ -16,7 +16,9 @@ Array = Any
 Params = list  # list of dict[str, Array], one dict per layer
 
 
-def _check_number(name: str, value: Any, low: float, high: float = math.inf, *, high_open=True) -> float:
+def _check_number(
+    name: str, value: Any, low: float, high: float = math.inf, *, high_open=True
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise ValueError(f"{name} must be a number, got {value!r}")
     above = value >= high if high_open else value > high
@@ -70,7 +72,10 @@ def _copy_state(state: list | None) -> list | None:
     from array_api_compat import array_namespace
 
     return [
-        {k: {n: array_namespace(a).asarray(a, copy=True) for n, a in s.items()} for k, s in layer.items()}
+        {
+            k: {n: array_namespace(a).asarray(a, copy=True) for n, a in s.items()}
+            for k, s in layer.items()
+        }
         for layer in state
     ]
 
@@ -101,7 +106,11 @@ class SGD(Optimizer):
     """
 
     def __init__(
-        self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0
+        self,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
     ) -> None:
         super().__init__(lr)
         self.momentum = _check_number("momentum", momentum, 0.0, 1.0)
@@ -212,7 +221,9 @@ class Adam(Optimizer):
         }
 
 
-def AdamW(lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2) -> Adam:
+def AdamW(
+    lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2
+) -> Adam:
     """AdamW (decoupled weight decay), PyTorch's defaults: ``Adam(..., decoupled=True)``."""
     return Adam(lr, betas, eps, weight_decay, decoupled=True)
 
@@ -226,5 +237,7 @@ def get_optimizer(optimizer: str | Optimizer, lr: float | None = None) -> Optimi
     if isinstance(optimizer, Optimizer):
         return optimizer
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; valid names are {', '.join(OPTIMIZERS)}")
+        raise ValueError(
+            f"unknown optimizer {optimizer!r}; valid names are {', '.join(OPTIMIZERS)}"
+        )
     return OPTIMIZERS[optimizer]() if lr is None else OPTIMIZERS[optimizer](lr=lr)

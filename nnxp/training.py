@@ -9,8 +9,9 @@ at its start, so the network ends with exactly the weights of the last good step
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .losses import Loss
 from .optimizers import Optimizer, get_optimizer
@@ -66,7 +67,11 @@ class EarlyStopping:
     restore_best_weights: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
+        if (
+            isinstance(self.patience, bool)
+            or not isinstance(self.patience, int)
+            or self.patience < 0
+        ):
             raise ValueError(f"patience must be a non-negative integer, got {self.patience!r}")
         if self.mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', got {self.mode!r}")
@@ -88,10 +93,18 @@ def _early_stopping(option: Any, has_validation: bool) -> EarlyStopping | None:
     elif isinstance(option, dict):
         option = EarlyStopping(**option)
     if not isinstance(option, EarlyStopping):
-        raise TypeError(f"early_stopping must be an EarlyStopping, an int patience, a dict or True, got {option!r}")
+        raise TypeError(
+            "early_stopping must be an EarlyStopping, an int patience, a dict or True, "
+            f"got {option!r}"
+        )
     if option.monitor is None:
-        option = EarlyStopping("val_loss" if has_validation else "loss", option.patience,
-                               option.min_delta, option.mode, option.restore_best_weights)
+        option = EarlyStopping(
+            "val_loss" if has_validation else "loss",
+            option.patience,
+            option.min_delta,
+            option.mode,
+            option.restore_best_weights,
+        )
     return option
 
 
@@ -114,8 +127,9 @@ def evaluate(net: Any, X: Array, T: Array, loss: Loss, mask: Array = None) -> di
 class _Epoch:
     """One epoch's batches and the snapshot needed to replay them."""
 
-    def __init__(self, net: Any, optimizer: Optimizer, rng: Generator, n: int, batch_size: int,
-                 shuffle: bool) -> None:
+    def __init__(
+        self, net: Any, optimizer: Optimizer, rng: Generator, n: int, batch_size: int, shuffle: bool
+    ) -> None:
         self.order = rng.permutation(n) if shuffle else None
         self.bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
         self.weights = net.get_weights()
@@ -133,8 +147,9 @@ class _Epoch:
 
 def _step(net, optimizer, epoch: _Epoch, k: int, X, T, loss, mask) -> Array:
     xp = net.xp
-    value = net._loss_and_delta(epoch.batch(X, k, xp), epoch.batch(T, k, xp), loss,
-                                epoch.batch(mask, k, xp), training=True)
+    value = net._loss_and_delta(
+        epoch.batch(X, k, xp), epoch.batch(T, k, xp), loss, epoch.batch(mask, k, xp), training=True
+    )
     optimizer.step(net.parameters(), net.gradients())
     return value
 
@@ -234,7 +249,9 @@ def fit(
     net.history = history
     best, best_weights, waited = math.inf, None, 0
     sign = 1.0
-    if stopper is not None and (stopper.mode == "max" or (stopper.mode == "auto" and "accuracy" in stopper.monitor)):
+    if stopper is not None and (
+        stopper.mode == "max" or (stopper.mode == "auto" and "accuracy" in stopper.monitor)
+    ):
         sign = -1.0
     n = X.shape[0]
     xp = net.xp
@@ -281,7 +298,10 @@ def fit(
             stop = bool(callback(e, dict(logs))) or stop
         if stopper is not None:
             if stopper.monitor not in logs:
-                raise ValueError(f"early_stopping monitors {stopper.monitor!r}, which is not among {sorted(logs)}")
+                raise ValueError(
+                    f"early_stopping monitors {stopper.monitor!r}, which is not among "
+                    f"{sorted(logs)}"
+                )
             current = sign * logs[stopper.monitor]
             if current < best - stopper.min_delta:
                 best, waited = current, 0

@@ -38,7 +38,9 @@ def _cases():
     for depth in (1, 2, 3, 4):
         for hidden in HIDDEN if depth > 1 else ["-"]:
             for output, loss in OUTPUTS:
-                yield pytest.param(depth, hidden, output, loss, id=f"d{depth}-{hidden}-{output}-{loss}")
+                yield pytest.param(
+                    depth, hidden, output, loss, id=f"d{depth}-{hidden}-{output}-{loss}"
+                )
 
 
 @pytest.mark.parametrize("shape", [(1,), (5,), (2, 3)], ids=["batch1", "batch5", "seq2x3"])
@@ -153,5 +155,9 @@ def test_values_and_gradients_match_torch_autograd(backend, rng):
             E.backward()
             assert value == pytest.approx(E.item(), rel=1e-12, abs=1e-14)
             for i, layer_grads in enumerate(grads):
-                np.testing.assert_allclose(host(layer_grads["W"]), Ws[i].grad.numpy(), rtol=1e-10, atol=1e-13)
-                np.testing.assert_allclose(host(layer_grads["b"]), bs[i].grad.numpy(), rtol=1e-10, atol=1e-13)
+                np.testing.assert_allclose(
+                    host(layer_grads["W"]), Ws[i].grad.numpy(), rtol=1e-10, atol=1e-13
+                )
+                np.testing.assert_allclose(
+                    host(layer_grads["b"]), bs[i].grad.numpy(), rtol=1e-10, atol=1e-13
+                )

@@ -42,7 +42,12 @@ def test_parameters_shapes_dtype_and_initialisation(backend):
 
 def test_loss_and_gradient_shapes_and_empty_dicts_for_parameterless_layers(backend, rng):
     net = nnxp.Sequential(
-        [nnxp.Dense(4, 5, "tanh"), nnxp.Dropout(0.5), nnxp.Dense(5, 3, "linear"), nnxp.Activation("softmax")],
+        [
+            nnxp.Dense(4, 5, "tanh"),
+            nnxp.Dropout(0.5),
+            nnxp.Dense(5, 3, "linear"),
+            nnxp.Activation("softmax"),
+        ],
         dtype="float64",
     )
     X = normal(rng, (8, 4))
@@ -86,7 +91,9 @@ def test_weights_are_assignable_and_checked(backend):
     net = small_net()
     net.layers[0].W = nnxp.asarray(np.ones((6, 4)))
     assert np.all(host(net.layers[0].W) == 1)
-    with pytest.raises(ValueError, match=r"layers\[0\] Dense\(4 -> 6, relu\).W must have shape \(6, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"layers\[0\] Dense\(4 -> 6, relu\).W must have shape \(6, 4\)"
+    ):
         net.layers[0].W = nnxp.asarray(np.ones((4, 6)))
 
 
@@ -94,7 +101,10 @@ def test_weights_are_assignable_and_checked(backend):
 
 
 def test_mismatched_layer_sizes_are_refused_at_construction():
-    with pytest.raises(ValueError, match=r"Dense\(5 -> 3, linear\) expects 5 inputs but the layer before it gives 6"):
+    with pytest.raises(
+        ValueError,
+        match=r"Dense\(5 -> 3, linear\) expects 5 inputs but the layer before it gives 6",
+    ):
         nnxp.Sequential([nnxp.Dense(4, 6), nnxp.Dense(5, 3)])
     with pytest.raises(ValueError, match="positive integer"):
         nnxp.Dense(0, 3)
@@ -104,8 +114,10 @@ def test_mismatched_layer_sizes_are_refused_at_construction():
 
 @pytest.mark.parametrize(
     "shape,message",
-    [((5, 3), r"expects input of shape \(n_samples, \.\.\., 4\), got shape \(5, 3\)"),
-     ((4,), r"expects input of shape .*, got shape \(4,\)")],
+    [
+        ((5, 3), r"expects input of shape \(n_samples, \.\.\., 4\), got shape \(5, 3\)"),
+        ((4,), r"expects input of shape .*, got shape \(4,\)"),
+    ],
 )
 def test_wrong_feature_count_or_rank_names_the_layer(backend, rng, shape, message):
     net = small_net()
@@ -118,7 +130,10 @@ def test_arrays_of_another_backend_are_refused_with_the_fix(backend):
     other = "array_api_strict" if backend.name != "array_api_strict" else "numpy"
     with nnxp.use_backend(other):
         X = nnxp.asarray(np.ones((2, 4)))
-    with pytest.raises(TypeError, match=rf"got a {other} array but the network computes with {backend.name}.*nnxp.asarray"):
+    with pytest.raises(
+        TypeError,
+        match=rf"got a {other} array but the network computes with {backend.name}.*nnxp.asarray",
+    ):
         net.forward(X)
 
 
@@ -141,7 +156,9 @@ def test_targets_are_checked(backend, rng):
         net.loss_and_gradient(X, normal(rng, (5, 2)), "cross_entropy")
     with pytest.raises(ValueError, match=r"class labels must lie in \[0, 3\)"):
         net.loss_and_gradient(X, nnxp.asarray(np.array([0, 1, 2, 3, 0])), "cross_entropy")
-    with pytest.raises(ValueError, match="unknown loss 'hinge'; valid names are mse, cross_entropy"):
+    with pytest.raises(
+        ValueError, match="unknown loss 'hinge'; valid names are mse, cross_entropy"
+    ):
         net.loss_and_gradient(X, normal(rng, (5, 3)), "hinge")
 
 

@@ -28,7 +28,9 @@ def _torch_optimizer(torch, cls, options, params):
     return torch.optim.Adam(params, **options)
 
 
-@pytest.mark.parametrize("cls,options", CASES, ids=lambda v: str(v) if isinstance(v, dict) else v.__name__)
+@pytest.mark.parametrize(
+    "cls,options", CASES, ids=lambda v: str(v) if isinstance(v, dict) else v.__name__
+)
 def test_steps_match_torch_optim(backend, rng, cls, options):
     torch = pytest.importorskip("torch")
     W0, b0 = rng.standard_normal((3, 4)), rng.standard_normal(3)
@@ -64,7 +66,10 @@ def test_state_lives_on_the_parameters_backend(backend):
         (lambda: nnxp.Adam(betas=(-0.1, 0.9)), r"betas\[0\]"),
         (lambda: nnxp.Adam(eps=-1e-8), "eps"),
         (lambda: nnxp.Adam(lr=float("nan")), "lr must be a number"),
-        (lambda: get_optimizer("rmsprop"), "unknown optimizer 'rmsprop'; valid names are sgd, adam"),
+        (
+            lambda: get_optimizer("rmsprop"),
+            "unknown optimizer 'rmsprop'; valid names are sgd, adam",
+        ),
     ],
 )
 def test_invalid_hyperparameters_are_refused(make, message):

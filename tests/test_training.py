@@ -11,15 +11,25 @@ from nnxp import datasets
 
 
 def classifier(seed=0, dtype="float32"):
-    return nnxp.Sequential([nnxp.Dense(2, 16, "tanh"), nnxp.Dense(16, 3, "softmax")], seed=seed, dtype=dtype)
+    return nnxp.Sequential(
+        [nnxp.Dense(2, 16, "tanh"), nnxp.Dense(16, 3, "softmax")], seed=seed, dtype=dtype
+    )
 
 
 def test_fit_reduces_the_loss_and_records_history(backend):
     X, T = datasets.spirals(n_per_class=40)
     net = classifier()
     before = net.evaluate(X, T, "cross_entropy")["loss"]
-    history = net.fit(X, T, loss="cross_entropy", optimizer=nnxp.Adam(0.05), epochs=60,
-                      batch_size=16, validation_data=(X, T), progress=False)
+    history = net.fit(
+        X,
+        T,
+        loss="cross_entropy",
+        optimizer=nnxp.Adam(0.05),
+        epochs=60,
+        batch_size=16,
+        validation_data=(X, T),
+        progress=False,
+    )
     assert history.history["loss"][-1] < 0.3 * before
     assert len(history.history["loss"]) == 60 == len(history.history["val_accuracy"])
     assert history.history["val_accuracy"][-1] > 0.9
@@ -31,7 +41,16 @@ def test_shuffling_is_reproducible_by_seed_and_differs_across_seeds(backend):
     runs = []
     for seed in (1, 1, 2):
         net = classifier()
-        net.fit(X, T, loss="cross_entropy", optimizer="sgd", epochs=2, batch_size=8, seed=seed, progress=False)
+        net.fit(
+            X,
+            T,
+            loss="cross_entropy",
+            optimizer="sgd",
+            epochs=2,
+            batch_size=8,
+            seed=seed,
+            progress=False,
+        )
         runs.append(host(net.layers[0].W))
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
@@ -41,8 +60,16 @@ def test_every_row_is_used_including_the_last_partial_batch(backend, rng):
     """With lr=1 plain SGD and no shuffle, one epoch equals the hand-made batch updates."""
     X, T = normal(rng, (7, 2)), one_hot(rng, (7,), 3)
     net, ref = classifier(dtype="float64"), classifier(dtype="float64")
-    net.fit(X, T, loss="cross_entropy", optimizer=nnxp.SGD(1.0), epochs=1, batch_size=3,
-            shuffle=False, progress=False)
+    net.fit(
+        X,
+        T,
+        loss="cross_entropy",
+        optimizer=nnxp.SGD(1.0),
+        epochs=1,
+        batch_size=3,
+        shuffle=False,
+        progress=False,
+    )
     xp = backend.xp
     for start, stop in ((0, 3), (3, 6), (6, 7)):
         _, grads = ref.loss_and_gradient(X[start:stop, ...], T[start:stop, ...], "cross_entropy")
@@ -60,8 +87,15 @@ def test_early_stopping_restores_the_best_weights(backend):
     net = classifier()
     snapshots = []
     history = net.fit(
-        X, T, loss="cross_entropy", optimizer=nnxp.SGD(3.0), epochs=40, batch_size=4,
-        validation_data=(Xv, Tv), early_stopping=nnxp.EarlyStopping(patience=2), progress=False,
+        X,
+        T,
+        loss="cross_entropy",
+        optimizer=nnxp.SGD(3.0),
+        epochs=40,
+        batch_size=4,
+        validation_data=(Xv, Tv),
+        early_stopping=nnxp.EarlyStopping(patience=2),
+        progress=False,
         callbacks=[lambda epoch, logs: snapshots.append(net.get_weights())],
     )
     losses = history.history["val_loss"]
@@ -74,8 +108,14 @@ def test_early_stopping_restores_the_best_weights(backend):
 
 def test_a_callback_returning_true_stops_training(backend):
     X, T = datasets.spirals(n_per_class=5)
-    history = classifier().fit(X, T, loss="cross_entropy", epochs=10, progress=False,
-                               callbacks=[lambda epoch, logs: epoch == 2])
+    history = classifier().fit(
+        X,
+        T,
+        loss="cross_entropy",
+        epochs=10,
+        progress=False,
+        callbacks=[lambda epoch, logs: epoch == 2],
+    )
     assert history.epoch == [0, 1, 2] and history.stopped_epoch == 2
 
 
@@ -86,8 +126,19 @@ def test_a_non_finite_loss_stops_with_the_last_finite_weights(backend, rng):
     X = normal(rng, (40, 2), dtype="float32", scale=100.0)
     T = normal(rng, (40, 1), dtype="float32", scale=100.0)
     net = nnxp.Sequential([nnxp.Dense(2, 8, "relu"), nnxp.Dense(8, 1)], dtype="float32")
-    with pytest.raises(FloatingPointError, match=r"non-finite at epoch \d+ \(0-based\), batch \d+") as info:
-        net.fit(X, T, loss="mse", optimizer=nnxp.SGD(1.0), epochs=50, batch_size=5, shuffle=False, progress=False)
+    with pytest.raises(
+        FloatingPointError, match=r"non-finite at epoch \d+ \(0-based\), batch \d+"
+    ) as info:
+        net.fit(
+            X,
+            T,
+            loss="mse",
+            optimizer=nnxp.SGD(1.0),
+            epochs=50,
+            batch_size=5,
+            shuffle=False,
+            progress=False,
+        )
     for params in net.parameters():
         for p in params.values():
             assert np.all(np.isfinite(host(p)))
@@ -109,5 +160,7 @@ def test_bad_training_options_are_refused(backend):
 def test_digits_reaches_95_percent(backend):
     X_train, X_test, T_train, T_test = datasets.digits()
     net = nnxp.Sequential([nnxp.Dense(64, 64, "relu"), nnxp.Dense(64, 10, "softmax")], seed=0)
-    net.fit(X_train, T_train, loss="cross_entropy", optimizer=nnxp.Adam(3e-3), epochs=20, progress=False)
+    net.fit(
+        X_train, T_train, loss="cross_entropy", optimizer=nnxp.Adam(3e-3), epochs=20, progress=False
+    )
     assert net.evaluate(X_test, T_test, "cross_entropy")["accuracy"] >= 0.95
