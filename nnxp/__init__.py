@@ -19,6 +19,7 @@ from .backend import (
     use_backend,
 )
 from .gradcheck import gradcheck
+from .io import load
 from .layers import Activation, Dense, Dropout, Layer
 from .losses import LOSSES, get_loss
 from .network import Sequential
@@ -48,6 +49,7 @@ __all__ = [
     "get_backend",
     "get_loss",
     "gradcheck",
+    "load",
     "set_backend",
     "to_numpy",
     "use_backend",

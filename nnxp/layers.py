@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import functional as F
-from .backend import Backend, array_library
+from .backend import Backend, array_library, asarray
 from .random import Generator, initial_weights
 
 Array = Any
@@ -53,6 +53,13 @@ class Layer:
         self.xp = ctx.backend.xp
         self.dtype = ctx.dtype
         self.backend = ctx.backend
+
+    def move(self, ctx: BuildContext) -> None:
+        """Carry the parameters over to ``ctx.backend`` (values kept, caches dropped)."""
+        Layer.build(self, ctx)  # namespace, dtype and backend only: no new weights
+        self.params = {k: asarray(v, dtype=ctx.dtype, backend=ctx.backend) for k, v in self.params.items()}
+        self.grads = {}
+        self._cache = None
 
     def output_width(self, n_inputs: int) -> int:
         """The size of the last axis of the output, given that of the input."""
@@ -313,6 +320,11 @@ class Dropout(Layer):
     def build(self, ctx: BuildContext) -> None:
         super().build(ctx)
         self._rng = ctx.rng
+
+    def move(self, ctx: BuildContext) -> None:
+        super().move(ctx)
+        self._rng = ctx.rng
+        self._mask = None
 
     def _mask_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if self.noise_shape is None:

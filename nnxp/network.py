@@ -81,6 +81,8 @@ class Sequential:
             X = xp.astype(X, self.dtype)
         first = next(layer for layer in self.layers if isinstance(layer, Dense))
         first.check_input(X)
+        if X.shape[0] == 0:
+            raise ValueError(f"{first.label} input X is empty (0 samples)")
         return X
 
     def check_mask(self, mask: Array, out_shape: tuple[int, ...]) -> Array:
@@ -218,8 +220,14 @@ class Sequential:
         self._backward_from_output_delta(delta)
         return value
 
-    def prepare(self, X: Array, T: Array, loss: str | Loss, mask: Array = None) -> tuple:
-        """Check and convert ``(X, T, loss, mask)`` once, before any computation."""
+    def prepare(
+        self, X: Array, T: Array, loss: str | Loss, mask: Array = None, check_finite: bool = True
+    ) -> tuple:
+        """Check and convert ``(X, T, loss, mask)`` once, before any computation.
+
+        ``check_finite`` refuses NaN or inf in ``X`` or ``T`` (one reduction each, read
+        back once); pass False to skip the check.
+        """
         loss = get_loss(loss)
         out = self._output_layer()
         loss.check_activation(out.activation, out.label)
@@ -227,10 +235,18 @@ class Sequential:
         out_shape = self.output_shape(X)
         mask = self.check_mask(mask, out_shape)
         T = self.check_targets(T, loss, out_shape, mask)
+        if check_finite:
+            xp = self.xp
+            for name, values in (("X", X), ("T", T)):
+                if not bool(xp.all(xp.isfinite(values))):
+                    raise ValueError(
+                        f"{name} holds NaN or inf values; clean the data, or pass "
+                        f"check_finite=False to train on it anyway"
+                    )
         return X, T, loss, mask
 
     def loss_and_gradient(
-        self, X: Array, T: Array, loss: str | Loss, *, mask: Array = None
+        self, X: Array, T: Array, loss: str | Loss, *, mask: Array = None, check_finite: bool = True
     ) -> tuple[float, list[dict[str, Array]]]:
         """The mean loss on ``(X, T)`` and its gradient with respect to every parameter.
 
@@ -243,6 +259,8 @@ class Sequential:
             cross_entropy
         loss : {"mse", "cross_entropy", "binary_cross_entropy"}
         mask : array of the output's shape, optional
+        check_finite : bool
+            Refuse NaN/inf in ``X`` and ``T`` (``ValueError``); False skips the check.
 
         Returns
         -------
@@ -250,7 +268,7 @@ class Sequential:
         grads : list of dict
             ``grads[i] == {"W": dE/dW, "b": dE/db}`` for a Dense layer, ``{}`` otherwise.
         """
-        X, T, loss, mask = self.prepare(X, T, loss, mask)
+        X, T, loss, mask = self.prepare(X, T, loss, mask, check_finite)
         value = self._loss_and_delta(X, T, loss, mask, training=False)
         for layer in self.layers[: self._first_trainable]:
             layer.grads = {}
@@ -321,6 +339,30 @@ class Sequential:
                 )
             for name, value in values.items():
                 setattr(layer, name, value)
+
+    def save(self, path: Any, optimizer: Any = None) -> Any:
+        """Write the network (and optimizer state) to ``path``; see :func:`nnxp.io.save`."""
+        from . import io
+
+        return io.save(self, path, optimizer)
+
+    def to_backend(self, name: str, device: Any = None, *, optimizer: Any = None) -> "Sequential":
+        """Move the network (and ``optimizer``'s state) to backend ``name``, in place.
+
+        Returns
+        -------
+        Sequential
+            ``self``, for chaining.
+        """
+        with use_backend(name, device) as target:
+            dtype = target.dtype(self.backend.dtype_name(self.dtype))
+            ctx = BuildContext(target, dtype, None, Generator(target, self.seed))
+            for layer in self.layers:
+                layer.move(ctx)
+            if optimizer is not None:
+                optimizer.move(target)
+        self.backend, self.dtype, self.xp, self.rng = target, dtype, target.xp, ctx.rng
+        return self
 
     def get_config(self) -> dict:
         """A JSON-able description of the architecture (no weights)."""

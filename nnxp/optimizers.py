@@ -48,6 +48,16 @@ class Optimizer:
         """Update ``params`` (a list of dicts, changed in place) from ``grads``."""
         raise NotImplementedError
 
+    def move(self, backend: Any) -> None:
+        """Carry the state over to another backend (see ``Sequential.to_backend``)."""
+        from .backend import asarray
+
+        if self.state is not None:
+            self.state = [
+                {k: {n: asarray(a, backend=backend) for n, a in s.items()} for k, s in layer.items()}
+                for layer in self.state
+            ]
+
     def snapshot(self) -> tuple:
         """A copy of the state (on the device) for :meth:`restore`."""
         return self.steps, _copy_state(self.state)

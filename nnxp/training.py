@@ -189,6 +189,7 @@ def fit(
     progress: bool = True,
     callbacks: list[Callable[[int, dict], Any]] | None = None,
     mask: Array = None,
+    check_finite: bool = True,
 ) -> History:
     """Train ``net`` on ``(X, T)`` with minibatches over the first axis.
 
@@ -217,6 +218,9 @@ def fit(
         training.
     mask : array of the output's shape, optional
         Softmax output mask, batched with its rows.
+    check_finite : bool
+        Refuse NaN/inf in the data before training starts (``ValueError``); False trains
+        on it anyway.
 
     Returns
     -------
@@ -227,19 +231,22 @@ def fit(
     Raises
     ------
     FloatingPointError
-        The loss became non-finite; the message names the epoch and batch, and the network
-        keeps the weights it had before that batch's step led it there (those of the last
-        step whose loss was finite).
+        The loss became non-finite; the message names the epoch and batch. The network keeps
+        the weights with which the last finite batch loss was computed.
+    KeyboardInterrupt
+        Re-raised after the network is put back to the weights (and optimizer state) of the
+        last completed step; ``net.history`` holds the completed epochs.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     check_batch_size(batch_size)
-    X, T, loss, mask = net.prepare(X, T, loss, mask)
+    X, T, loss, mask = net.prepare(X, T, loss, mask, check_finite)
     validation = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError("validation_data must be (X_val, T_val) or (X_val, T_val, mask_val)")
-        validation = net.prepare(*validation_data[:2], loss, *validation_data[2:])
+        mask_val = validation_data[2] if len(validation_data) == 3 else None
+        validation = net.prepare(*validation_data[:2], loss, mask_val, check_finite)
     optimizer = get_optimizer(optimizer)
     stopper = _early_stopping(early_stopping, validation is not None)
     callbacks = list(callbacks or [])
