@@ -24,7 +24,7 @@ import numpy as np
 from .backend import asarray, get_backend, to_numpy, use_backend
 from .layers import layer_from_config
 from .network import Sequential
-from .optimizers import Adam, Optimizer, SGD
+from .optimizers import SGD, Adam, Optimizer
 
 FORMAT = "nnxp-model"
 FORMAT_VERSION = 1
@@ -171,7 +171,9 @@ def load(
             if extra:
                 raise ValueError(f"arrays {extra} belong to no layer")
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: the model description does not match its arrays ({exc})") from exc
+        raise ValueError(
+            f"{path}: the model description does not match its arrays ({exc})"
+        ) from exc
     return (net, opt) if optimizer else net
 
 

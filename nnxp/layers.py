@@ -57,7 +57,9 @@ class Layer:
     def move(self, ctx: BuildContext) -> None:
         """Carry the parameters over to ``ctx.backend`` (values kept, caches dropped)."""
         Layer.build(self, ctx)  # namespace, dtype and backend only: no new weights
-        self.params = {k: asarray(v, dtype=ctx.dtype, backend=ctx.backend) for k, v in self.params.items()}
+        self.params = {
+            k: asarray(v, dtype=ctx.dtype, backend=ctx.backend) for k, v in self.params.items()
+        }
         self.grads = {}
         self._cache = None
 

@@ -346,7 +346,7 @@ class Sequential:
 
         return io.save(self, path, optimizer)
 
-    def to_backend(self, name: str, device: Any = None, *, optimizer: Any = None) -> "Sequential":
+    def to_backend(self, name: str, device: Any = None, *, optimizer: Any = None) -> Sequential:
         """Move the network (and ``optimizer``'s state) to backend ``name``, in place.
 
         Returns

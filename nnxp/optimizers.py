@@ -54,7 +54,10 @@ class Optimizer:
 
         if self.state is not None:
             self.state = [
-                {k: {n: asarray(a, backend=backend) for n, a in s.items()} for k, s in layer.items()}
+                {
+                    k: {n: asarray(a, backend=backend) for n, a in s.items()}
+                    for k, s in layer.items()
+                }
                 for layer in self.state
             ]
 

@@ -164,3 +164,75 @@ def test_digits_reaches_95_percent(backend):
         X_train, T_train, loss="cross_entropy", optimizer=nnxp.Adam(3e-3), epochs=20, progress=False
     )
     assert net.evaluate(X_test, T_test, "cross_entropy")["accuracy"] >= 0.95
+
+
+class _InterruptedAdam(nnxp.Adam):
+    """Adam that is interrupted in the middle of its ``at``-th step (some parameters
+    already updated), as a Ctrl-C would."""
+
+    def __init__(self, at, **options):
+        super().__init__(**options)
+        self.at = at
+
+    def step(self, params, grads):
+        if self.steps + 1 == self.at:
+            params[0]["W"] -= 1.0  # half an update...
+            raise KeyboardInterrupt  # ...then the interrupt
+        super().step(params, grads)
+
+
+def test_keyboard_interrupt_leaves_the_last_completed_step(backend):
+    X, T = datasets.spirals(n_per_class=20)  # 60 rows: 6 batches of 10 per epoch
+    interrupted, reference = classifier(), classifier()
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(
+            X,
+            T,
+            loss="cross_entropy",
+            optimizer=_InterruptedAdam(at=9, lr=0.01),
+            epochs=5,
+            batch_size=10,
+            shuffle=False,
+            progress=False,
+        )
+    # 8 completed steps: one epoch of 6, then 2 batches of the second
+    opt = nnxp.Adam(lr=0.01)
+    reference.fit(
+        X,
+        T,
+        loss="cross_entropy",
+        optimizer=opt,
+        epochs=1,
+        batch_size=10,
+        shuffle=False,
+        progress=False,
+    )
+    reference.fit(
+        X[0:20, ...],
+        T[0:20, ...],
+        loss="cross_entropy",
+        optimizer=opt,
+        epochs=1,
+        batch_size=10,
+        shuffle=False,
+        progress=False,
+    )
+    for a, b in zip(interrupted.layers, reference.layers):
+        np.testing.assert_array_equal(host(a.W), host(b.W))
+    assert interrupted.history.history["loss"] and interrupted.history.epoch == [0]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_same_seed_same_data_bit_identical_weights(backend, optimizer):
+    X, T = datasets.spirals(n_per_class=20)
+    runs = []
+    for _ in range(2):
+        net = nnxp.Sequential(
+            [nnxp.Dense(2, 16, "relu"), nnxp.Dropout(0.3), nnxp.Dense(16, 3, "softmax")], seed=4
+        )
+        net.fit(
+            X, T, loss="cross_entropy", optimizer=optimizer, epochs=3, batch_size=7, progress=False
+        )
+        runs.append([host(p["W"]) for p in net.parameters() if p])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
