@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 from .losses import Loss
@@ -47,10 +48,11 @@ def gradcheck(
     net64._loss_and_delta(X, T, loss, mask, training=False)
     analytic = [dict(layer.grads) for layer in net64.layers]
     out = net64.layers[-1]
+    n_samples = math.prod(X.shape[:-1])
 
     def value() -> float:
-        Y = net64._forward(X, False, mask)
-        return float(loss.value_and_delta(out.A, Y, T, out.activation, xp, mask)[0])
+        net64._forward(X, False, mask)
+        return float(loss.total_and_delta(out.output(), T, xp, mask)[0]) / n_samples
 
     largest_error, scale = 0.0, SCALE_FLOOR
     for layer, grads in zip(net64.layers, analytic):

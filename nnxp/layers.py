@@ -195,21 +195,15 @@ class Dense(Layer):
         Y : array of shape (n_samples, ..., n_outputs)
         """
         self.check_input(X)
-        xp = self.xp
-        A = F.affine_forward(X, self.params["W"], self.params["b"], xp=xp)
-        if mask is None:
-            Y = self.activation.forward(A, xp)
-        elif self.activation.name == "softmax":
-            Y = F.masked_softmax(A, mask, xp=xp)
-        else:
-            raise ValueError(f"a mask applies to a softmax output layer, not {self.label}")
+        A = F.affine_forward(X, self.params["W"], self.params["b"], xp=self.xp)
+        Y, self._log_Y = _activate(self, A, mask)
         self._cache = (X, A, Y)
         return Y
 
-    @property
-    def A(self) -> Array:
-        """The pre-activation of the last forward pass."""
-        return self._forward_cache()[1]
+    def output(self) -> F.LayerOutput:
+        """``A``, ``Y`` and ``log(Y)`` (softmax) of the last forward pass, for a loss."""
+        _, A, Y = self._forward_cache()
+        return F.LayerOutput(A, Y, self._log_Y, self.activation)
 
     def _forward_cache(self) -> tuple[Array, Array, Array]:
         if self._cache is None:
@@ -257,18 +251,14 @@ class Activation(Layer):
         return f"Activation({self.activation.name})"
 
     def forward(self, X: Array, *, training: bool = False, mask: Array = None) -> Array:
-        if mask is None:
-            Y = self.activation.forward(X, self.xp)
-        elif self.activation.name == "softmax":
-            Y = F.masked_softmax(X, mask, xp=self.xp)
-        else:
-            raise ValueError(f"a mask applies to a softmax output layer, not {self.label}")
+        Y, self._log_Y = _activate(self, X, mask)
         self._cache = (X, Y)
         return Y
 
-    @property
-    def A(self) -> Array:
-        return self._forward_cache()[0]
+    def output(self) -> F.LayerOutput:
+        """``A`` (this layer's input), ``Y`` and ``log(Y)`` (softmax), for a loss."""
+        A, Y = self._forward_cache()
+        return F.LayerOutput(A, Y, self._log_Y, self.activation)
 
     def _forward_cache(self) -> tuple[Array, Array]:
         if self._cache is None:
@@ -365,6 +355,16 @@ class Dropout(Layer):
     def get_config(self) -> dict:
         noise_shape = None if self.noise_shape is None else list(self.noise_shape)
         return {"type": "Dropout", "rate": self.rate, "noise_shape": noise_shape}
+
+
+def _activate(layer: Layer, A: Array, mask: Array) -> tuple[Array, Array]:
+    """``(Y, log_Y)``: softmax layers also give ``log(Y)`` from the same max-subtraction
+    (what the cross-entropy needs); ``mask`` applies to softmax layers only."""
+    if layer.activation.name == "softmax":
+        return F.softmax_with_log(A, mask, xp=layer.xp)
+    if mask is not None:
+        raise ValueError(f"a mask applies to a softmax output layer, not {layer.label}")
+    return layer.activation.forward(A, layer.xp), None
 
 
 LAYERS = {cls.__name__: cls for cls in (Dense, Activation, Dropout)}

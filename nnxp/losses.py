@@ -6,7 +6,7 @@ pre-activation ``A``. For the pairs below the fused delta is written once, here:
 ==========================  ==================  ======================================
 loss                        output activation   dE/dA
 ==========================  ==================  ======================================
-``cross_entropy``           softmax             ``(Y * sum(T) - T) / N``  (= (Y - T)/N)
+``cross_entropy``           softmax             ``(Y - T) / N``
 ``binary_cross_entropy``    sigmoid             ``(Y - T) / (N * K)``
 ``mse``                     any                 ``g'(A) * 2 (Y - T) / (N * K)`` (chain)
 ==========================  ==================  ======================================
@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .functional import ActivationFunction, log_softmax, masked_log_softmax, softplus
+from .functional import ActivationFunction, LayerOutput, softplus
 
 Array = Any
 
@@ -53,25 +53,24 @@ class Loss:
                 f"activation={self.requires!r} in that layer or loss={other!r}"
             )
 
-    def value_and_delta(
-        self,
-        A: Array,
-        Y: Array,
-        T: Array,
-        activation: ActivationFunction,
-        xp: Any,
-        mask: Array = None,
+    def total_and_delta(
+        self, out: LayerOutput, T: Array, xp: Any, mask: Array = None
     ) -> tuple[Array, Array]:
-        """The mean loss (a 0-d array, left on the device) and ``dE/dA``.
+        """The loss summed over samples (a 0-d array, left on the device) and ``dE/dA``
+        of the mean loss.
+
+        The mean reduction is ``total / n_samples`` (every leading axis counts: samples x
+        timesteps); returning the sum saves a division per batch, and a training epoch
+        adds the sums of its batches.
 
         Parameters
         ----------
-        A, Y : arrays of shape ``(..., K)``
-            Pre-activation and output of the last layer.
+        out : LayerOutput
+            ``A``, ``Y`` (shapes ``(..., K)``), ``log_Y`` and the activation of the output
+            layer's last forward pass.
         T : array of shape ``(..., K)``
-            Targets in the output dtype (class labels already one-hot).
-        activation : ActivationFunction
-            The output layer's activation.
+            Targets in the output dtype (class labels already one-hot; cross-entropy rows
+            sum to one, checked once by the network).
         xp : namespace
         mask : bool array of shape ``(..., K)`` or None
             Allowed outputs of a masked softmax.
@@ -84,11 +83,10 @@ class MeanSquaredError(Loss):
 
     name = "mse"
 
-    def value_and_delta(self, A, Y, T, activation, xp, mask=None):
-        R = Y - T
+    def total_and_delta(self, out, T, xp, mask=None):
+        R = out.Y - T
         size = math.prod(R.shape)
-        value = xp.sum(R * R) / size
-        return value, activation.backward(Y, (2.0 / size) * R, xp)
+        return xp.sum(R * R) / R.shape[-1], out.activation.backward(out.Y, (2.0 / size) * R, xp)
 
 
 class CrossEntropy(Loss):
@@ -102,16 +100,10 @@ class CrossEntropy(Loss):
     name = "cross_entropy"
     requires = "softmax"
 
-    def value_and_delta(self, A, Y, T, activation, xp, mask=None):
-        n = math.prod(A.shape[:-1])
-        if mask is None:
-            terms = T * log_softmax(A, xp=xp)
-        else:
-            terms = T * xp.where(mask, masked_log_softmax(A, mask, xp=xp), 0.0)
-        value = -xp.sum(terms) / n
-        # exact for any target rows; (Y - T) / n when each row of T sums to one
-        delta = (Y * xp.sum(T, axis=-1, keepdims=True) - T) / n
-        return value, delta
+    def total_and_delta(self, out, T, xp, mask=None):
+        n = math.prod(out.A.shape[:-1])
+        log_Y = out.log_Y if mask is None else xp.where(mask, out.log_Y, 0.0)  # no 0 * -inf
+        return -xp.sum(T * log_Y), (out.Y - T) / n  # rows of T sum to 1 (or all-masked 0)
 
 
 class BinaryCrossEntropy(Loss):
@@ -121,10 +113,10 @@ class BinaryCrossEntropy(Loss):
     name = "binary_cross_entropy"
     requires = "sigmoid"
 
-    def value_and_delta(self, A, Y, T, activation, xp, mask=None):
-        size = math.prod(A.shape)
-        value = xp.sum(softplus(A, xp=xp) - T * A) / size
-        return value, (Y - T) / size
+    def total_and_delta(self, out, T, xp, mask=None):
+        size = math.prod(out.A.shape)
+        total = xp.sum(softplus(out.A, xp=xp) - T * out.A) / out.A.shape[-1]
+        return total, (out.Y - T) / size
 
 
 LOSSES = {cls.name: cls for cls in (MeanSquaredError, CrossEntropy, BinaryCrossEntropy)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+import math
 from typing import Any
 
 from . import training
@@ -113,7 +114,8 @@ class Sequential:
         if T.shape[:1] != out_shape[:1]:
             raise ValueError(f"X has {out_shape[0]} rows but T has {T.shape[0] if T.ndim else 0}")
         n_classes = out_shape[-1]
-        if loss.name == "cross_entropy" and tuple(T.shape) == out_shape[:-1]:
+        from_labels = loss.name == "cross_entropy" and tuple(T.shape) == out_shape[:-1]
+        if from_labels:
             if not xp.isdtype(T.dtype, "integral"):
                 raise TypeError(
                     f"class labels of shape {tuple(T.shape)} must be integers, got {T.dtype}"
@@ -137,13 +139,27 @@ class Sequential:
             if not xp.isdtype(T.dtype, ("real floating", "integral", "bool")):
                 raise TypeError(f"targets T must hold real numbers, got dtype {T.dtype}")
             T = xp.astype(T, self.dtype)
-        if (
-            mask is not None
-            and loss.name == "cross_entropy"
-            and bool(xp.any(xp.where(mask, 0.0, T) != 0))
-        ):
-            raise ValueError("targets put probability on outputs the mask forbids")
+        if loss.name == "cross_entropy" and not from_labels:
+            self._check_probability_rows(T, mask)
         return T
+
+    def _check_probability_rows(self, T: Array, mask: Array) -> None:
+        """Cross-entropy targets: non-negative rows summing to one (the fused delta
+        ``(Y - T)/N`` holds for those); with a mask, no mass on masked outputs, and rows
+        with every output masked all zero."""
+        xp = self.xp
+        if mask is not None and bool(xp.any(xp.where(mask, 0.0, T) != 0)):
+            raise ValueError("targets put probability on outputs the mask forbids")
+        sums = xp.sum(T, axis=-1)
+        if mask is not None:
+            sums = xp.where(xp.any(mask, axis=-1), sums, 1.0)
+        tolerance = 1e-4 if self.dtype == xp.float32 else 1e-8
+        if bool(xp.any(T < 0)) or bool(xp.any(xp.abs(sums - 1.0) > tolerance)):
+            raise ValueError(
+                "cross_entropy targets must be probability rows: non-negative, each summing "
+                f"to 1 (one-hot rows or integer class labels); row sums lie in "
+                f"[{float(xp.min(sums)):.6g}, {float(xp.max(sums)):.6g}]"
+            )
 
     def output_shape(self, X: Array) -> tuple[int, ...]:
         """The shape the network's output has for input ``X``."""
@@ -208,17 +224,17 @@ class Sequential:
 
     def _output_layer(self) -> Layer:
         out = self.layers[-1]
-        if not hasattr(out, "backward_from_delta"):
+        if not hasattr(out, "output"):
             raise ValueError(f"a loss needs a Dense or Activation output layer, not {out.label}")
         return out
 
     def _loss_and_delta(self, X: Array, T: Array, loss: Loss, mask: Array, training: bool) -> Array:
-        """Forward, the loss (left on the device) and the backward pass; fills ``grads``."""
-        Y = self._forward(X, training, mask)
-        out = self._output_layer()
-        value, delta = loss.value_and_delta(out.A, Y, T, out.activation, self.xp, mask)
+        """Forward, the loss summed over samples (left on the device) and the backward pass
+        of the mean loss; fills every layer's ``grads``."""
+        self._forward(X, training, mask)
+        total, delta = loss.total_and_delta(self._output_layer().output(), T, self.xp, mask)
         self._backward_from_output_delta(delta)
-        return value
+        return total
 
     def prepare(
         self, X: Array, T: Array, loss: str | Loss, mask: Array = None, check_finite: bool = True
@@ -236,14 +252,23 @@ class Sequential:
         mask = self.check_mask(mask, out_shape)
         T = self.check_targets(T, loss, out_shape, mask)
         if check_finite:
-            xp = self.xp
             for name, values in (("X", X), ("T", T)):
-                if not bool(xp.all(xp.isfinite(values))):
+                if not self._all_finite(values):
                     raise ValueError(
                         f"{name} holds NaN or inf values; clean the data, or pass "
                         f"check_finite=False to train on it anyway"
                     )
         return X, T, loss, mask
+
+    def _all_finite(self, values: Array, block: int = 1 << 20) -> bool:
+        """``all(isfinite(values))`` over blocks of rows (a bounded temporary, not a boolean
+        copy of the whole data set), read back once."""
+        xp = self.xp
+        n = values.shape[0]
+        rows = max(1, block // max(1, math.prod(values.shape[1:])))
+        blocks = (values[i : min(i + rows, n), ...] for i in range(0, n, rows))
+        flags = [xp.all(xp.isfinite(part)) for part in blocks]
+        return bool(xp.all(xp.stack(flags)))
 
     def loss_and_gradient(
         self, X: Array, T: Array, loss: str | Loss, *, mask: Array = None, check_finite: bool = True
@@ -269,10 +294,10 @@ class Sequential:
             ``grads[i] == {"W": dE/dW, "b": dE/db}`` for a Dense layer, ``{}`` otherwise.
         """
         X, T, loss, mask = self.prepare(X, T, loss, mask, check_finite)
-        value = self._loss_and_delta(X, T, loss, mask, training=False)
+        total = self._loss_and_delta(X, T, loss, mask, training=False)
         for layer in self.layers[: self._first_trainable]:
             layer.grads = {}
-        return float(value), [dict(layer.grads) for layer in self.layers]
+        return float(total) / math.prod(X.shape[:-1]), [dict(layer.grads) for layer in self.layers]
 
     def predict(self, X: Array, batch_size: int | None = None, *, mask: Array = None) -> Array:
         """The network's output in inference mode, in chunks of ``batch_size`` rows if given.

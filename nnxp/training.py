@@ -8,6 +8,7 @@ at its start, so the network ends with exactly the weights of the last good step
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,9 +113,8 @@ def evaluate(net: Any, X: Array, T: Array, loss: Loss, mask: Array = None) -> di
     """Loss and (for the classification losses) accuracy of prepared ``(X, T)``."""
     xp = net.xp
     Y = net._forward(X, False, mask)
-    out = net.layers[-1]
-    value, _ = loss.value_and_delta(out.A, Y, T, out.activation, xp, mask)
-    logs = {"loss": float(value)}
+    total, _ = loss.total_and_delta(net.layers[-1].output(), T, xp, mask)
+    logs = {"loss": float(total) / math.prod(X.shape[:-1])}
     if loss.name == "cross_entropy":
         hits = xp.argmax(Y, axis=-1) == xp.argmax(T, axis=-1)
         logs["accuracy"] = float(xp.mean(xp.astype(hits, Y.dtype)))
@@ -136,22 +136,23 @@ class _Epoch:
         self.optimizer_state = optimizer.snapshot()
         self.rng_state = net.rng.get_state()
 
-    def batch(self, data: Array, k: int, xp: Any) -> Array:
-        if data is None:
-            return None
-        rows = slice(*self.bounds[k])
-        if self.order is None:
-            return data[rows, ...]
-        return xp.take(data, self.order[rows], axis=0)
+    def batches(self, xp: Any, *data: Array):
+        """Each batch's rows of every array in ``data`` (None stays None)."""
+        for start, stop in self.bounds:
+            if self.order is None:
+                yield [None if a is None else a[start:stop, ...] for a in data]
+            else:
+                rows = self.order[start:stop]
+                yield [None if a is None else xp.take(a, rows, axis=0) for a in data]
 
 
-def _step(net, optimizer, epoch: _Epoch, k: int, X, T, loss, mask) -> Array:
-    xp = net.xp
-    value = net._loss_and_delta(
-        epoch.batch(X, k, xp), epoch.batch(T, k, xp), loss, epoch.batch(mask, k, xp), training=True
-    )
-    optimizer.step(net.parameters(), net.gradients())
-    return value
+def _steps(net, optimizer, epoch: _Epoch, X, T, loss, mask):
+    """Train on each batch of ``epoch`` in turn; yields each batch's summed loss."""
+    params = net.parameters()
+    for Xb, Tb, Mb in epoch.batches(net.xp, X, T, mask):
+        total = net._loss_and_delta(Xb, Tb, loss, Mb, training=True)
+        optimizer.step(params, net.gradients())
+        yield total
 
 
 def _replay(net, optimizer, epoch: _Epoch, n_steps: int, X, T, loss, mask) -> None:
@@ -159,8 +160,8 @@ def _replay(net, optimizer, epoch: _Epoch, n_steps: int, X, T, loss, mask) -> No
     net.set_weights(epoch.weights)
     optimizer.restore(epoch.optimizer_state)
     net.rng.set_state(epoch.rng_state)
-    for k in range(n_steps):
-        _step(net, optimizer, epoch, k, X, T, loss, mask)
+    for _ in itertools.islice(_steps(net, optimizer, epoch, X, T, loss, mask), n_steps):
+        pass
 
 
 def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
@@ -260,7 +261,7 @@ def fit(
         stopper.mode == "max" or (stopper.mode == "auto" and "accuracy" in stopper.monitor)
     ):
         sign = -1.0
-    n = X.shape[0]
+    n, n_samples = X.shape[0], math.prod(X.shape[:-1])
     xp = net.xp
     previous: tuple[_Epoch, int] | None = None
     for e in range(epochs):
@@ -268,10 +269,8 @@ def fit(
         values = []
         bar = _progress_bar(progress, len(epoch.bounds), f"epoch {e + 1}/{epochs}")
         try:
-            for k in range(len(epoch.bounds)):
-                value = _step(net, optimizer, epoch, k, X, T, loss, mask)
-                start, stop = epoch.bounds[k]
-                values.append(value * (stop - start))
+            for total in _steps(net, optimizer, epoch, X, T, loss, mask):
+                values.append(total)
                 if bar is not None:
                     bar.update(1)
         except KeyboardInterrupt:
@@ -280,7 +279,7 @@ def fit(
         finally:
             if bar is not None:
                 bar.close()
-        total = float(xp.sum(xp.stack(values))) if values else 0.0
+        total = float(xp.sum(xp.stack(values))) if values else 0.0  # the epoch's one read
         if not math.isfinite(total):
             bad = next(k for k, v in enumerate(values) if not math.isfinite(float(v)))
             if bad > 0:
@@ -295,7 +294,7 @@ def fit(
                 f"step with a finite loss"
             )
         previous = (epoch, len(epoch.bounds))
-        logs = {"loss": total / n}
+        logs = {"loss": total / n_samples}
         if validation is not None:
             val = evaluate(net, *validation)
             logs.update({f"val_{key}": value for key, value in val.items()})

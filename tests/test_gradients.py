@@ -82,11 +82,15 @@ def test_gradcheck_with_integer_labels(backend, rng):
 
 
 def test_gradcheck_with_probability_targets(backend, rng):
-    """Soft targets, and rows that do not sum to one: the fused delta stays exact."""
+    """Soft targets (label smoothing, distillation): the fused delta holds for any rows
+    that sum to one; rows that do not are refused."""
     net = build(2, "sigmoid", "softmax")
     X = normal(rng, (5, 3))
-    T = nnxp.asarray(rng.uniform(0, 1, size=(5, 3)))
+    P = rng.uniform(0, 1, size=(5, 3))
+    T = nnxp.asarray(P / P.sum(axis=1, keepdims=True))
     assert nnxp.gradcheck(net, X, T, "cross_entropy") < TOLERANCE
+    with pytest.raises(ValueError, match="targets must be probability rows: .* row sums lie in"):
+        net.loss_and_gradient(X, nnxp.asarray(P), "cross_entropy")
 
 
 def test_float32_network_is_checked_in_float64(backend, rng):
