@@ -1,6 +1,6 @@
 """nox sessions: the CPU/GPU test matrix, lint, the examples and the benchmarks.
 
-    nox -t cpu     # every CPU session: tests on numpy, array_api_strict, torch; lint; examples
+    nox -t cpu     # every CPU session: tests per CPU backend, lint, typecheck, examples
     nox -s "tests(backend='cupy')"   # on a machine with a CUDA GPU
     nox -s bench
 
@@ -15,7 +15,7 @@ import shutil
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["tests", "lint", "examples"]
+nox.options.sessions = ["tests", "lint", "typecheck", "examples"]
 
 TORCH_CPU = "torch==2.13.0"
 EXAMPLES = {
@@ -58,6 +58,13 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(tags=["cpu"])
+def typecheck(session: nox.Session) -> None:
+    """mypy on the nnxp package (which ships py.typed)."""
+    session.install("-e", ".", "mypy")
+    session.run("mypy")
 
 
 @nox.session(tags=["cpu"])

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -114,8 +113,17 @@ def nnxp_epoch(backend, case, X, T, Ws, bs, optimizer):
         with nnxp.use_backend(b.name, b.device):
             # the data check (NaN/inf) runs once per fit call, not per epoch: it is timed
             # apart (see validation_ms) so that this is one epoch as the others time it
-            net.fit(Xb, Tb, loss="cross_entropy", optimizer=opt, epochs=1,
-                    batch_size=case["batch"], shuffle=False, progress=False, check_finite=False)
+            net.fit(
+                Xb,
+                Tb,
+                loss="cross_entropy",
+                optimizer=opt,
+                epochs=1,
+                batch_size=case["batch"],
+                shuffle=False,
+                progress=False,
+                check_finite=False,
+            )
 
     return epoch
 
@@ -166,8 +174,14 @@ def sklearn_epoch(case, X, labels, Ws, bs, optimizer):
     clf = MLPClassifier(
         hidden_layer_sizes=tuple(case["sizes"][1:-1]),
         activation="logistic" if case["hidden"] == "sigmoid" else "relu",
-        solver=optimizer, learning_rate_init=LR[optimizer], batch_size=case["batch"],
-        momentum=0.0, nesterovs_momentum=False, alpha=0.0, shuffle=False, random_state=0,
+        solver=optimizer,
+        learning_rate_init=LR[optimizer],
+        batch_size=case["batch"],
+        momentum=0.0,
+        nesterovs_momentum=False,
+        alpha=0.0,
+        shuffle=False,
+        random_state=0,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -209,14 +223,26 @@ def summary(times: dict, baseline: str, against: list[str]) -> dict:
 def peak_rss_mb(case_name: str, impl: str, threads: str) -> float:
     """Peak resident memory of a fresh process that loads the case and trains one epoch."""
     code = (
-        "import sys; sys.path.insert(0, 'benchmarks'); import mlp, resource;"
-        f"mlp.one_epoch_for_memory({case_name!r}, {impl!r});"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "import sys; sys.path.insert(0, 'benchmarks'); import mlp;"
+        f"mlp.one_epoch_for_memory({case_name!r}, {impl!r}); print(mlp.high_water_kb())"
     )
     env = dict(os.environ, OMP_NUM_THREADS=threads)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True
+    )
     return int(out.stdout.split()[-1]) / 1024.0
+
+
+def high_water_kb() -> int:
+    """This process's peak RSS. VmHWM belongs to the address space exec made, whereas
+    ru_maxrss also counts the parent's pages at fork (a large parent inflates it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def one_epoch_for_memory(case_name: str, impl: str) -> None:
@@ -233,8 +259,11 @@ def one_epoch_for_memory(case_name: str, impl: str) -> None:
 
 
 def versions() -> str:
-    parts = [f"Python {platform.python_version()}", f"numpy {np.__version__}",
-             f"nnxp {nnxp.__version__}"]
+    parts = [
+        f"Python {platform.python_version()}",
+        f"numpy {np.__version__}",
+        f"nnxp {nnxp.__version__}",
+    ]
     for module in ("torch", "sklearn", "array_api_compat"):
         try:
             parts.append(f"{module} {__import__(module).__version__}")
@@ -243,8 +272,11 @@ def versions() -> str:
     try:
         from threadpoolctl import threadpool_info
 
-        blas = [f"{i['internal_api']} {i['version']} ({i.get('architecture')})"
-                for i in threadpool_info() if i["user_api"] == "blas"]
+        blas = [
+            f"{i['internal_api']} {i['version']} ({i.get('architecture')})"
+            for i in threadpool_info()
+            if i["user_api"] == "blas"
+        ]
         parts.append("BLAS " + ", ".join(blas))
     except ImportError:
         pass
@@ -300,14 +332,19 @@ def run_cpu(case_name: str, rounds: int, threads: str, backends: list[str]) -> l
                 + f" | {ratios['reference']:.2f} | {ratios.get('torch', float('nan')):.2f}"
                 + f" | {ratios['sklearn']:.2f} | {nn / (total / rate):.2f}"
                 + f" | {nn / (without_dx1 / rate):.2f}"
-                + (f" | {summary(times, 'nnxp[torch]', ['torch'])['torch']:.2f}"
-                   if "nnxp[torch]" in times and "torch" in times else " | –")
+                + (
+                    f" | {summary(times, 'nnxp[torch]', ['torch'])['torch']:.2f}"
+                    if "nnxp[torch]" in times and "torch" in times
+                    else " | –"
+                )
                 + " |"
             )
             print(lines[-1], flush=True)
-        lines.append(f"|  | GEMM floor at {rate / 1e9:.1f} GFLOP/s | "
-                     f"{total / rate * 1e3:.1f} ms, without layer-1 dE/dX "
-                     f"{without_dx1 / rate * 1e3:.1f} ms |" + " |" * 10)
+        lines.append(
+            f"|  | GEMM floor at {rate / 1e9:.1f} GFLOP/s | "
+            f"{total / rate * 1e3:.1f} ms, without layer-1 dE/dX "
+            f"{without_dx1 / rate * 1e3:.1f} ms |" + " |" * 10
+        )
     return lines
 
 
@@ -331,9 +368,11 @@ def run_gpu(case_name: str, rounds: int) -> list[str]:
         }
         times = interleave(epochs, rounds, sync=sync)
         ratio = summary(times, "nnxp[cupy]", ["torch[cuda]"])["torch[cuda]"]
-        lines.append(f"| {case_name} | {optimizer} | {fmt(times['nnxp[cupy]'])} | "
-                     f"{fmt(times['torch[cuda]'])} | {ratio:.2f} | {1 / ratio:.2f} | "
-                     f"{np.median(times['nnxp[cupy]']) / (total / rate):.2f} |")
+        lines.append(
+            f"| {case_name} | {optimizer} | {fmt(times['nnxp[cupy]'])} | "
+            f"{fmt(times['torch[cuda]'])} | {ratio:.2f} | {1 / ratio:.2f} | "
+            f"{np.median(times['nnxp[cupy]']) / (total / rate):.2f} |"
+        )
         print(lines[-1], flush=True)
     return lines
 
@@ -351,31 +390,55 @@ def main() -> None:
     cases = args.case or list(CASES)
     command = "python benchmarks/mlp.py " + " ".join(sys.argv[1:])
     if args.gpu:
-        header = ["| case | optimizer | nnxp[cupy] ms | torch[cuda] ms | nnxp/torch time | "
-                  "nnxp throughput / torch | nnxp/floor |", "|" + " --- |" * 7]
+        header = [
+            "| case | optimizer | nnxp[cupy] ms | torch[cuda] ms | nnxp/torch time | "
+            "nnxp throughput / torch | nnxp/floor |",
+            "|" + " --- |" * 7,
+        ]
         print("\n".join(header))
         lines = header + [line for c in cases for line in run_gpu(c, args.rounds)]
     else:
         backends = [b for b in args.backends.split(",") if b in nnxp.available_backends()]
-        header = ["| case | optimizer | nnxp ms | reference ms | torch ms | sklearn ms | "
-                  "nnxp/ref | nnxp/torch | nnxp/sklearn | nnxp/floor | nnxp/floor w/o dX1 | "
-                  "nnxp[torch]/torch |", "|" + " --- |" * 12]
+        header = [
+            "| case | optimizer | nnxp ms | reference ms | torch ms | sklearn ms | "
+            "nnxp/ref | nnxp/torch | nnxp/sklearn | nnxp/floor | nnxp/floor w/o dX1 | "
+            "nnxp[torch]/torch |",
+            "|" + " --- |" * 12,
+        ]
         print("\n".join(header))
-        lines = header + [line for c in cases for line in run_cpu(c, args.rounds, args.threads, backends)]
+        lines = header + [
+            line for c in cases for line in run_cpu(c, args.rounds, args.threads, backends)
+        ]
         if "mnist" in cases and not args.no_memory:
-            lines += ["", "Peak RSS for one mnist epoch (SGD), each in a fresh process:", "",
-                      "| implementation | peak RSS MB | / reference |", "| --- | --- | --- |"]
-            rss = {impl: peak_rss_mb("mnist", impl, args.threads)
-                   for impl in ("reference", "nnxp", "torch", "sklearn")}
+            lines += [
+                "",
+                "Peak RSS for one mnist epoch (SGD), each in a fresh process:",
+                "",
+                "| implementation | peak RSS MB | / reference |",
+                "| --- | --- | --- |",
+            ]
+            rss = {
+                impl: peak_rss_mb("mnist", impl, args.threads)
+                for impl in ("reference", "nnxp", "torch", "sklearn")
+            }
             for impl, mb in rss.items():
                 lines.append(f"| {impl} | {mb:.0f} | {mb / rss['reference']:.2f} |")
             print("\n".join(lines[-6:]), flush=True)
     if args.write:
-        text = [f"# nnxp benchmarks{' (GPU)' if args.gpu else ''}", "",
-                f"Command: `{command}`", "", f"Machine: {machine()}", "",
-                f"Versions: {versions()}", "", f"Threads: {args.threads}. Times are one "
-                f"training epoch, median (min–max) of {args.rounds} interleaved rounds after a "
-                "warm-up; ratios are medians of per-round ratios (below 1: nnxp is faster).", ""]
+        text = [
+            f"# nnxp benchmarks{' (GPU)' if args.gpu else ''}",
+            "",
+            f"Command: `{command}`",
+            "",
+            f"Machine: {machine()}",
+            "",
+            f"Versions: {versions()}",
+            "",
+            f"Threads: {args.threads}. Times are one "
+            f"training epoch, median (min–max) of {args.rounds} interleaved rounds after a "
+            "warm-up; ratios are medians of per-round ratios (below 1: nnxp is faster).",
+            "",
+        ]
         Path(args.write).write_text("\n".join(text + lines) + "\n")
 
 

@@ -8,6 +8,8 @@ One code path runs on NumPy, array-api-strict, PyTorch and CuPy::
     loss, grads = net.loss_and_gradient(X, T, loss="cross_entropy")
 """
 
+import os as _os
+
 from . import functional
 from .backend import (
     Backend,
@@ -27,6 +29,9 @@ from .optimizers import SGD, Adam, AdamW, Optimizer
 from .training import EarlyStopping, History
 
 __version__ = "0.1.0"
+
+if _os.environ.get("NNXP_BACKEND"):
+    get_backend()  # an invalid $NNXP_BACKEND fails here, at import, naming the valid ones
 
 __all__ = [
     "Activation",

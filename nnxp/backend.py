@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import importlib
 import importlib.util
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -58,11 +59,11 @@ class Backend:
                 return dtype
         if isinstance(dtype, type) or isinstance(dtype, np.dtype):
             try:
-                name = np.dtype(dtype).name
+                numpy_name = np.dtype(dtype).name
             except TypeError:
-                name = None
-            if name in ("float32", "float64"):
-                return getattr(self.xp, name)
+                numpy_name = ""
+            if numpy_name in ("float32", "float64"):
+                return getattr(self.xp, numpy_name)
         raise TypeError(
             f"dtype must be 'float32', 'float64' or the {self.name} backend's float dtype, "
             f"got {dtype!r}"
@@ -126,7 +127,10 @@ def _load_cupy(device: Any) -> Backend:
             raise BackendUnavailable(
                 f"cupy {cupy.__version__} is installed but no CUDA device answers"
             )
-        dev = cupy.cuda.Device(0 if device is None else device)
+        if isinstance(device, cupy.cuda.Device):
+            dev = device
+        else:
+            dev = cupy.cuda.Device(0 if device is None else int(str(device).split(":")[-1]))
         dev.compute_capability  # noqa: B018 - touches the device, raises if absent
     except BackendUnavailable:
         raise
@@ -203,11 +207,17 @@ def set_backend(name: str, device: Any = None) -> Backend:
     return backend
 
 
+def default_backend_name() -> str:
+    """``$NNXP_BACKEND`` when set (as Keras's ``KERAS_BACKEND``), else ``"numpy"``."""
+    return os.environ.get("NNXP_BACKEND", "numpy").strip() or "numpy"
+
+
 def get_backend() -> Backend:
-    """The current backend (numpy on the CPU unless set otherwise)."""
+    """The current backend: the one set last in this context, else ``$NNXP_BACKEND``, else
+    numpy on the CPU."""
     backend = _current.get()
     if backend is None:
-        backend = _make("numpy")
+        backend = _make(default_backend_name())
         _current.set(backend)
     return backend
 
@@ -218,9 +228,10 @@ def use_backend(name: str, device: Any = None) -> Iterator[Backend]:
 
     The previous backend is restored even when the body raises, and blocks nest.
     """
-    token = _current.set(_make(name, device))
+    backend = _make(name, device)
+    token = _current.set(backend)
     try:
-        yield _current.get()
+        yield backend
     finally:
         _current.reset(token)
 

@@ -44,15 +44,15 @@ def gradcheck(
     """
     net64 = net.clone(dtype="float64")
     xp = net64.xp
-    X, T, loss, mask = net64.prepare(X, T, loss, mask)
-    net64._loss_and_delta(X, T, loss, mask, training=False)
+    X, T, loss_fn, mask = net64.prepare(X, T, loss, mask)
+    net64._loss_and_delta(X, T, loss_fn, mask, training=False)
     analytic = [dict(layer.grads) for layer in net64.layers]
-    out = net64.layers[-1]
+    out = net64._output_layer()
     n_samples = math.prod(X.shape[:-1])
 
     def value() -> float:
         net64._forward(X, False, mask)
-        return float(loss.total_and_delta(out.output(), T, xp, mask)[0]) / n_samples
+        return float(loss_fn.total_and_delta(out.output(), T, xp, mask)[0]) / n_samples
 
     largest_error, scale = 0.0, SCALE_FLOOR
     for layer, grads in zip(net64.layers, analytic):

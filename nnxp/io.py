@@ -81,7 +81,7 @@ def _atomic_write(path: Path, arrays: dict[str, np.ndarray]) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub misreads **kwds
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -174,7 +174,9 @@ def load(
         raise ValueError(
             f"{path}: the model description does not match its arrays ({exc})"
         ) from exc
-    return (net, opt) if optimizer else net
+    if opt is not None:
+        return net, opt
+    return net
 
 
 def _load_optimizer(meta: dict, arrays: dict, net: Sequential, target: Any) -> Optimizer:

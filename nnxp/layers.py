@@ -61,7 +61,10 @@ class Layer:
             k: asarray(v, dtype=ctx.dtype, backend=ctx.backend) for k, v in self.params.items()
         }
         self.grads = {}
-        self._cache = None
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop what the last forward pass cached."""
 
     def output_width(self, n_inputs: int) -> int:
         """The size of the last axis of the output, given that of the input."""
@@ -81,7 +84,60 @@ class Layer:
         return self.label
 
 
-class Dense(Layer):
+class ActivatedLayer(Layer):
+    """A layer that ends in an activation ``Y = g(A)``: it can be a network's output layer.
+
+    Subclasses compute the pre-activation ``A`` in :meth:`forward` and pass it to
+    :meth:`activate`; they turn ``dE/dA`` into their gradients in :meth:`backward_from_delta`.
+    """
+
+    activation: F.ActivationFunction
+
+    def __init__(self, activation: Any) -> None:
+        super().__init__()
+        self.activation = F.get_activation(activation)
+        self._cache: tuple[Array, Array, Array] | None = None
+        self._log_Y: Array = None
+
+    def forward(self, X: Array, *, training: bool = False, mask: Array = None) -> Array:
+        raise NotImplementedError
+
+    def activate(self, X: Array, A: Array, mask: Array) -> Array:
+        """``Y = g(A)`` (a masked softmax with ``mask``); caches ``X``, ``A``, ``Y`` and, for
+        softmax, ``log(Y)`` from the same max-subtraction (what the cross-entropy needs)."""
+        if self.activation.name == "softmax":
+            Y, self._log_Y = F.softmax_with_log(A, mask, xp=self.xp)
+        elif mask is not None:
+            raise ValueError(f"a mask applies to a softmax output layer, not {self.label}")
+        else:
+            Y, self._log_Y = self.activation.forward(A, self.xp), None
+        self._cache = (X, A, Y)
+        return Y
+
+    def forget(self) -> None:
+        self._cache = self._log_Y = None
+
+    def _forward_cache(self) -> tuple[Array, Array, Array]:
+        if self._cache is None:
+            raise RuntimeError(f"{self.label}: backward called before forward")
+        return self._cache
+
+    def output(self) -> F.LayerOutput:
+        """``A``, ``Y`` and ``log(Y)`` (softmax) of the last forward pass, for a loss."""
+        _, A, Y = self._forward_cache()
+        return F.LayerOutput(A, Y, self._log_Y, self.activation)
+
+    def backward(self, dEdY: Array, *, need_dX: bool = True) -> Array | None:
+        """Store ``grads`` and return ``dE/dX`` (None when ``need_dX`` is False)."""
+        Y = self._forward_cache()[2]
+        return self.backward_from_delta(self.activation.backward(Y, dEdY, self.xp), need_dX=need_dX)
+
+    def backward_from_delta(self, Deltas: Array, *, need_dX: bool = True) -> Array | None:
+        """As :meth:`backward`, from ``Deltas = dE/dA`` (a loss's fused output delta)."""
+        raise NotImplementedError
+
+
+class Dense(ActivatedLayer):
     """A fully connected layer ``Y = g(X @ W.T + b)`` over the last axis of ``X``.
 
     Parameters
@@ -110,18 +166,16 @@ class Dense(Layer):
     def __init__(
         self, n_inputs: int, n_outputs: int, activation: Any = "linear", *, init: str | None = None
     ) -> None:
-        super().__init__()
         for name, value in (("n_inputs", n_inputs), ("n_outputs", n_outputs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Dense {name} must be a positive integer, got {value!r}")
+        super().__init__(activation)
         self.n_inputs = n_inputs
         self.n_outputs = n_outputs
-        self.activation = F.get_activation(activation)
         if init is None:
             relu_like = self.activation.name in ("relu", "leaky_relu")
             init = "he_uniform" if relu_like else "glorot_uniform"
         self.init = init
-        self._cache: tuple[Array, Array, Array] | None = None
 
     def describe(self) -> str:
         return f"Dense({self.n_inputs} -> {self.n_outputs}, {self.activation.name})"
@@ -195,29 +249,14 @@ class Dense(Layer):
         Y : array of shape (n_samples, ..., n_outputs)
         """
         self.check_input(X)
-        A = F.affine_forward(X, self.params["W"], self.params["b"], xp=self.xp)
-        Y, self._log_Y = _activate(self, A, mask)
-        self._cache = (X, A, Y)
-        return Y
-
-    def output(self) -> F.LayerOutput:
-        """``A``, ``Y`` and ``log(Y)`` (softmax) of the last forward pass, for a loss."""
-        _, A, Y = self._forward_cache()
-        return F.LayerOutput(A, Y, self._log_Y, self.activation)
-
-    def _forward_cache(self) -> tuple[Array, Array, Array]:
-        if self._cache is None:
-            raise RuntimeError(f"{self.label}: backward called before forward")
-        return self._cache
-
-    def backward(self, dEdY: Array, *, need_dX: bool = True) -> Array | None:
-        """Store ``grads = {"W": dE/dW, "b": dE/db}`` and return ``dE/dX`` (None if not needed)."""
-        _, _, Y = self._forward_cache()
-        return self.backward_from_delta(self.activation.backward(Y, dEdY, self.xp), need_dX=need_dX)
+        return self.activate(
+            X, F.affine_forward(X, self.params["W"], self.params["b"], xp=self.xp), mask
+        )
 
     def backward_from_delta(self, Deltas: Array, *, need_dX: bool = True) -> Array | None:
-        """As :meth:`backward`, from ``Deltas = dE/dA`` (a loss's fused output delta)."""
-        X, _, _ = self._forward_cache()
+        """Store ``grads = {"W": dE/dW, "b": dE/db}`` from ``Deltas = dE/dA``; return
+        ``dE/dX`` (None when ``need_dX`` is False)."""
+        X = self._forward_cache()[0]
         dEdX, dEdW, dEdb = F.affine_backward(
             Deltas, self.params["W"], X, need_dX=need_dX, xp=self.xp
         )
@@ -234,7 +273,7 @@ class Dense(Layer):
         }
 
 
-class Activation(Layer):
+class Activation(ActivatedLayer):
     """An activation as a layer of its own (no parameters): ``Y = g(X)``.
 
     Parameters
@@ -242,31 +281,11 @@ class Activation(Layer):
     activation : str, dict or ActivationFunction
     """
 
-    def __init__(self, activation: Any) -> None:
-        super().__init__()
-        self.activation = F.get_activation(activation)
-        self._cache: tuple[Array, Array] | None = None
-
     def describe(self) -> str:
         return f"Activation({self.activation.name})"
 
     def forward(self, X: Array, *, training: bool = False, mask: Array = None) -> Array:
-        Y, self._log_Y = _activate(self, X, mask)
-        self._cache = (X, Y)
-        return Y
-
-    def output(self) -> F.LayerOutput:
-        """``A`` (this layer's input), ``Y`` and ``log(Y)`` (softmax), for a loss."""
-        A, Y = self._forward_cache()
-        return F.LayerOutput(A, Y, self._log_Y, self.activation)
-
-    def _forward_cache(self) -> tuple[Array, Array]:
-        if self._cache is None:
-            raise RuntimeError(f"{self.label}: backward called before forward")
-        return self._cache
-
-    def backward(self, dEdY: Array, *, need_dX: bool = True) -> Array | None:
-        return self.activation.backward(self._forward_cache()[1], dEdY, self.xp)
+        return self.activate(X, X, mask)
 
     def backward_from_delta(self, Deltas: Array, *, need_dX: bool = True) -> Array | None:
         return Deltas
@@ -316,6 +335,8 @@ class Dropout(Layer):
     def move(self, ctx: BuildContext) -> None:
         super().move(ctx)
         self._rng = ctx.rng
+
+    def forget(self) -> None:
         self._mask = None
 
     def _mask_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -355,16 +376,6 @@ class Dropout(Layer):
     def get_config(self) -> dict:
         noise_shape = None if self.noise_shape is None else list(self.noise_shape)
         return {"type": "Dropout", "rate": self.rate, "noise_shape": noise_shape}
-
-
-def _activate(layer: Layer, A: Array, mask: Array) -> tuple[Array, Array]:
-    """``(Y, log_Y)``: softmax layers also give ``log(Y)`` from the same max-subtraction
-    (what the cross-entropy needs); ``mask`` applies to softmax layers only."""
-    if layer.activation.name == "softmax":
-        return F.softmax_with_log(A, mask, xp=layer.xp)
-    if mask is not None:
-        raise ValueError(f"a mask applies to a softmax output layer, not {layer.label}")
-    return layer.activation.forward(A, layer.xp), None
 
 
 LAYERS = {cls.__name__: cls for cls in (Dense, Activation, Dropout)}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from . import training
-from .backend import Backend, get_backend, use_backend
-from .layers import BuildContext, Dense, Layer, check_backend, layer_from_config
+from .backend import Backend, asarray, get_backend, to_numpy, use_backend
+from .layers import ActivatedLayer, BuildContext, Dense, Layer, check_backend, layer_from_config
 from .losses import Loss, get_loss
 from .random import Generator, host_generator
 
@@ -185,13 +185,11 @@ class Sequential:
         return self._forward(X, training, self.check_mask(mask, self.output_shape(X)))
 
     def _forward(self, X: Array, training: bool, mask: Array = None) -> Array:
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            if i == last and mask is not None:
-                X = layer.forward(X, training=training, mask=mask)
-            else:
-                X = layer.forward(X, training=training)
-        return X
+        for layer in self.layers[:-1]:
+            X = layer.forward(X, training=training)
+        if mask is None:
+            return self.layers[-1].forward(X, training=training)
+        return self._output_layer().forward(X, training=training, mask=mask)
 
     def backward(self, dEdY: Array) -> Array:
         """Back-propagate ``dE/dY`` of the output through every layer.
@@ -215,17 +213,16 @@ class Sequential:
         with parameters (whose ``dE/dX`` nobody needs)."""
         stop = self._first_trainable
         last = len(self.layers) - 1
-        for i in range(last, stop - 1, -1):
-            layer = self.layers[i]
-            if i == last:
-                delta = layer.backward_from_delta(delta, need_dX=i > stop)
-            else:
-                delta = layer.backward(delta, need_dX=i > stop)
+        delta = self._output_layer().backward_from_delta(delta, need_dX=last > stop)
+        for i in range(last - 1, stop - 1, -1):
+            delta = self.layers[i].backward(delta, need_dX=i > stop)
 
-    def _output_layer(self) -> Layer:
+    def _output_layer(self) -> ActivatedLayer:
         out = self.layers[-1]
-        if not hasattr(out, "output"):
-            raise ValueError(f"a loss needs a Dense or Activation output layer, not {out.label}")
+        if not isinstance(out, ActivatedLayer):
+            raise ValueError(
+                f"a loss or a mask needs a Dense or Activation output layer, not {out.label}"
+            )
         return out
 
     def _loss_and_delta(self, X: Array, T: Array, loss: Loss, mask: Array, training: bool) -> Array:
@@ -238,7 +235,7 @@ class Sequential:
 
     def prepare(
         self, X: Array, T: Array, loss: str | Loss, mask: Array = None, check_finite: bool = True
-    ) -> tuple:
+    ) -> tuple[Array, Array, Loss, Array]:
         """Check and convert ``(X, T, loss, mask)`` once, before any computation.
 
         ``check_finite`` refuses NaN or inf in ``X`` or ``T`` (one reduction each, read
@@ -389,14 +386,19 @@ class Sequential:
         self.backend, self.dtype, self.xp, self.rng = target, dtype, target.xp, ctx.rng
         return self
 
+    def __reduce__(self) -> tuple:
+        """Pickle as architecture + host weights; unpickling rebuilds on the same backend
+        (its default device)."""
+        host = [{k: to_numpy(v) for k, v in p.items()} for p in self.parameters()]
+        dtype = self.backend.dtype_name(self.dtype)
+        return _unpickle, (self.backend.name, self.get_config(), dtype, host)
+
     def get_config(self) -> dict:
         """A JSON-able description of the architecture (no weights)."""
         return {"layers": [layer.get_config() for layer in self.layers], "seed": self.seed}
 
     def clone(self, *, backend: str | None = None, dtype: Any = None) -> Sequential:
         """A copy of this network (weights included), optionally on another backend/dtype."""
-        from .backend import asarray
-
         name = backend or self.backend.name
         device = self.backend.device if name == self.backend.name else None
         with use_backend(name, device) as target:
@@ -409,3 +411,13 @@ class Sequential:
                 for key, value in old.params.items():
                     new.params[key] = asarray(value, dtype=dtype, backend=target)
         return net
+
+
+def _unpickle(backend: str, config: dict, dtype: str, host: list) -> Sequential:
+    with use_backend(backend) as target:
+        layers = [layer_from_config(c) for c in config["layers"]]
+        net = Sequential(layers, seed=config["seed"], dtype=dtype)
+        for params, values in zip(net.parameters(), host):
+            for key, value in values.items():
+                params[key] = asarray(value, dtype=net.dtype, backend=target)
+    return net

@@ -10,6 +10,7 @@ parameters' own backend and device; nothing is copied to the host.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 Array = Any
@@ -134,7 +135,7 @@ class SGD(Optimizer):
 
     def step(self, params: Params, grads: Params) -> None:
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
-        state = self._state_for(params, ("momentum_buffer",)) if mu else None
+        state = self._state_for(params, ("momentum_buffer",)) if mu else []
         for i, (layer, layer_grads) in enumerate(zip(params, grads)):
             for name, g in layer_grads.items():
                 p = layer[name]
@@ -241,7 +242,7 @@ def AdamW(
     return Adam(lr, betas, eps, weight_decay, decoupled=True)
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 
 def get_optimizer(optimizer: str | Optimizer, lr: float | None = None) -> Optimizer:

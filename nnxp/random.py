@@ -77,6 +77,7 @@ class Generator:
 
     def __init__(self, backend: Backend, seed: int | None = None) -> None:
         self.backend = backend
+        self._gen: Any = None  # numpy Generator, torch.Generator or cupy RandomState
         self.reseed(seed)
 
     def reseed(self, seed: int | None) -> None:

@@ -257,8 +257,9 @@ def fit(
     net.history = history
     best, best_weights, waited = math.inf, None, 0
     sign = 1.0
+    monitor = "" if stopper is None else str(stopper.monitor)
     if stopper is not None and (
-        stopper.mode == "max" or (stopper.mode == "auto" and "accuracy" in stopper.monitor)
+        stopper.mode == "max" or (stopper.mode == "auto" and "accuracy" in monitor)
     ):
         sign = -1.0
     n, n_samples = X.shape[0], math.prod(X.shape[:-1])
@@ -303,12 +304,11 @@ def fit(
         for callback in callbacks:
             stop = bool(callback(e, dict(logs))) or stop
         if stopper is not None:
-            if stopper.monitor not in logs:
+            if monitor not in logs:
                 raise ValueError(
-                    f"early_stopping monitors {stopper.monitor!r}, which is not among "
-                    f"{sorted(logs)}"
+                    f"early_stopping monitors {monitor!r}, which is not among {sorted(logs)}"
                 )
-            current = sign * logs[stopper.monitor]
+            current = sign * logs[monitor]
             if current < best - stopper.min_delta:
                 best, waited = current, 0
                 if stopper.restore_best_weights:

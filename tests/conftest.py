@@ -15,6 +15,8 @@ import nnxp
 from nnxp.backend import BACKEND_NAMES, backend_status
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# scikit-learn's estimator checks include array-API inputs only with this set before import
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 
 def _requested() -> list[str]:
