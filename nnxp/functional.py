@@ -108,6 +108,9 @@ class Sigmoid(ActivationFunction):
     def derivative(self, Y: Array, xp: Any = None) -> Array:
         return Y * (1.0 - Y)
 
+    def backward(self, Y: Array, dEdY: Array, xp: Any = None) -> Array:
+        return Y * (1.0 - Y) * dEdY
+
 
 class Tanh(ActivationFunction):
     name = "tanh"
@@ -287,15 +290,11 @@ def affine_backward(
     dEdb : array of shape ``(n_out,)``
     """
     xp = xp or array_namespace(Deltas)
+    if X.ndim == 2:
+        return (Deltas @ W if need_dX else None), Deltas.T @ X, xp.sum(Deltas, axis=0)
     D2 = _fold(Deltas, xp)
-    dEdW = D2.T @ _fold(X, xp)
-    dEdb = xp.sum(D2, axis=0)
-    dEdX = None
-    if need_dX:
-        dEdX = D2 @ W
-        if X.ndim != 2:
-            dEdX = xp.reshape(dEdX, X.shape)
-    return dEdX, dEdW, dEdb
+    dEdX = xp.reshape(D2 @ W, X.shape) if need_dX else None
+    return dEdX, D2.T @ _fold(X, xp), xp.sum(D2, axis=0)
 
 
 def dense_forward(
