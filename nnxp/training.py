@@ -113,7 +113,7 @@ def evaluate(net: Any, X: Array, T: Array, loss: Loss, mask: Array = None) -> di
     """Loss and (for the classification losses) accuracy of prepared ``(X, T)``."""
     xp = net.xp
     Y = net._forward(X, False, mask)
-    total, _ = loss.total_and_delta(net.layers[-1].output(), T, xp, mask)
+    total, _ = loss.total_and_delta(net._output_layer().output(), T, xp, mask)
     logs = {"loss": float(total) / math.prod(X.shape[:-1])}
     if loss.name == "cross_entropy":
         hits = xp.argmax(Y, axis=-1) == xp.argmax(T, axis=-1)
@@ -171,7 +171,7 @@ def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc=desc, leave=False, disable=None)  # None: off when not a TTY
+    return tqdm(total=total, desc=desc, disable=None)  # disable=None: off when not a TTY
 
 
 def fit(
@@ -274,13 +274,15 @@ def fit(
                 values.append(total)
                 if bar is not None:
                     bar.update(1)
+            total = float(xp.sum(xp.stack(values))) if values else 0.0  # the epoch's one read
+            if bar is not None:
+                bar.set_postfix(loss=f"{total / n_samples:.4g}")
         except KeyboardInterrupt:
             _replay(net, optimizer, epoch, len(values), X, T, loss, mask)
             raise
         finally:
             if bar is not None:
                 bar.close()
-        total = float(xp.sum(xp.stack(values))) if values else 0.0  # the epoch's one read
         if not math.isfinite(total):
             bad = next(k for k, v in enumerate(values) if not math.isfinite(float(v)))
             if bad > 0:
