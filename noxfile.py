@@ -1,7 +1,7 @@
 """nox sessions: the CPU/GPU test matrix, lint, the examples and the benchmarks.
 
     nox -t cpu     # every CPU session: tests per CPU backend, lint, typecheck, examples
-    nox -s "tests(backend='cupy')"   # on a machine with a CUDA GPU
+    nox -t gpu     # tests on cupy, on a machine with a CUDA GPU (skips itself elsewhere)
     nox -s bench
 
 Sessions use plain venv + pip: pip finds the CPU build of torch that these machines keep
@@ -33,23 +33,25 @@ def _gpu_answers() -> bool:
     return shutil.which("nvidia-smi") is not None
 
 
-@nox.session(tags=["cpu"])
-@nox.parametrize("backend", ["numpy", "array_api_strict", "torch"])
+@nox.session
+@nox.parametrize(
+    "backend",
+    [
+        nox.param("numpy", tags=["cpu"]),
+        nox.param("array_api_strict", tags=["cpu"]),
+        nox.param("torch", tags=["cpu"]),
+        nox.param("cupy", tags=["gpu"]),
+    ],
+)
 def tests(session: nox.Session, backend: str) -> None:
-    """The test suite on one CPU backend."""
-    session.install("-e", ".[test,examples]")
+    """The test suite with the backend fixture narrowed to one backend."""
+    if backend == "cupy" and not _gpu_answers():
+        session.skip("no CUDA GPU answers here (nvidia-smi not found): the cupy tests need one")
+    extras = "test,examples,cuda12" if backend == "cupy" else "test,examples"
+    session.install("-e", f".[{extras}]")
     if backend == "torch":
         session.install(TORCH_CPU)
     session.run("pytest", *session.posargs, env={"NNXP_TEST_BACKENDS": backend})
-
-
-@nox.session(name="tests_gpu", tags=["gpu"])
-def tests_gpu(session: nox.Session) -> None:
-    """The test suite on cupy (skips itself where no CUDA GPU answers)."""
-    if not _gpu_answers():
-        session.skip("no CUDA GPU answers here (nvidia-smi not found): cupy tests need one")
-    session.install("-e", ".[test,examples,cuda12]")
-    session.run("pytest", *session.posargs, env={"NNXP_TEST_BACKENDS": "cupy"})
 
 
 @nox.session(tags=["cpu"])

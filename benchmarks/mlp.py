@@ -259,6 +259,53 @@ def one_epoch_for_memory(case_name: str, impl: str) -> None:
     epoch()
 
 
+def extras(cases: list[str], threads: str) -> list[str]:
+    """The classic batch-vs-row timing, and what fit's one-off data check costs."""
+    out = subprocess.run(
+        [sys.executable, "examples/batch_vs_instance.py"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        env=dict(os.environ, OMP_NUM_THREADS=threads),
+    )
+    lines = [f"Batch versus row by row (`examples/batch_vs_instance.py`): {out.stdout.strip()}"]
+    name = "mnist" if "mnist" in cases else cases[0]
+    case, X, T, _, _, _ = make_case(name)
+    with nnxp.use_backend("numpy"):
+        net = _nnxp_net(case)
+        seconds = min(
+            _timed(lambda: net.prepare(X, T, "cross_entropy", None, True)) for _ in range(5)
+        )
+    lines += [
+        "",
+        f"fit's NaN/inf check of the data, once per fit call ({name}, "
+        f"{X.nbytes / 2**20:.0f} MB): {seconds * 1e3:.1f} ms",
+    ]
+    return lines
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def profile(case_name: str) -> None:
+    """Where one nnxp SGD epoch spends its time (cProfile, top functions by own time)."""
+    import cProfile
+    import pstats
+
+    case, X, T, _, Ws, bs = make_case(case_name)
+    epoch = nnxp_epoch("numpy", case, X, T, Ws, bs, "sgd")
+    epoch()
+    rounds = max(1, int(0.5 / max(1e-3, _timed(epoch))))
+    profiler = cProfile.Profile()
+    profiler.runcall(lambda: [epoch() for _ in range(rounds)])
+    print(f"{case_name}: {rounds} epoch(s)")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+
+
 def versions() -> str:
     parts = [
         f"Python {platform.python_version()}",
@@ -387,8 +434,13 @@ def main() -> None:
     p.add_argument("--gpu", action="store_true", help="nnxp(cupy) against torch CUDA")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS processes")
     p.add_argument("--write", default=None, help="markdown file for the table")
+    p.add_argument("--profile", action="store_true", help="cProfile nnxp's epochs instead")
     args = p.parse_args()
     cases = args.case or list(CASES)
+    if args.profile:
+        for name in cases:
+            profile(name)
+        return
     command = "python benchmarks/mlp.py " + " ".join(sys.argv[1:])
     if args.gpu:
         header = [
@@ -425,6 +477,8 @@ def main() -> None:
             for impl, mb in rss.items():
                 lines.append(f"| {impl} | {mb:.0f} | {mb / rss['reference']:.2f} |")
             print("\n".join(lines[-6:]), flush=True)
+        lines += ["", *extras(cases, args.threads)]
+        print("\n".join(lines[-3:]), flush=True)
     if args.write:
         text = [
             f"# nnxp benchmarks{' (GPU)' if args.gpu else ''}",

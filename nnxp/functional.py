@@ -63,6 +63,7 @@ class ActivationFunction:
         return self.forward(A)
 
     def forward(self, A: Array, xp: Any = None) -> Array:
+        """``Y = g(A)``, same shape as ``A``."""
         raise NotImplementedError
 
     def derivative(self, Y: Array, xp: Any = None) -> Array:

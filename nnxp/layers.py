@@ -71,9 +71,13 @@ class Layer:
         return n_inputs
 
     def forward(self, X: Array, *, training: bool = False) -> Array:
+        """The layer's output for ``X`` (shape ``(n_samples, ..., n)``); caches what
+        :meth:`backward` needs. ``training`` turns on training-only behaviour (dropout)."""
         return X
 
     def backward(self, dEdY: Array, *, need_dX: bool = True) -> Array | None:
+        """``dE/dX`` from ``dE/dY`` of the last forward pass; stores ``grads``. With
+        ``need_dX=False`` a layer may skip ``dE/dX`` and return None."""
         return dEdY
 
     def get_config(self) -> dict:
@@ -100,6 +104,8 @@ class ActivatedLayer(Layer):
         self._log_Y: Array = None
 
     def forward(self, X: Array, *, training: bool = False, mask: Array = None) -> Array:
+        """As :meth:`Layer.forward`; ``mask`` (softmax layers) allows outputs, as
+        :func:`nnxp.functional.masked_softmax`."""
         raise NotImplementedError
 
     def activate(self, X: Array, A: Array, mask: Array) -> Array:

@@ -40,6 +40,7 @@ class History:
     stopped_epoch: int | None = None
 
     def append(self, epoch: int, logs: dict[str, float]) -> None:
+        """Record one epoch's logs."""
         self.epoch.append(epoch)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
@@ -79,6 +80,7 @@ class EarlyStopping:
 
 
 def check_batch_size(batch_size: Any) -> int:
+    """Return ``batch_size`` if it is a positive integer, else raise ``ValueError``."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     return batch_size
