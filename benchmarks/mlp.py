@@ -189,11 +189,7 @@ def sklearn_epoch(case, X, labels, Ws, bs, optimizer):
         clf.partial_fit(X[:10], labels[:10], classes=np.arange(10))  # builds the layers
     clf.coefs_ = [np.ascontiguousarray(W.T) for W in Ws]
     clf.intercepts_ = [b.copy() for b in bs]
-    if optimizer == "adam":
-        del clf._optimizer  # partial_fit makes a fresh one when it is missing
-        clf.partial_fit(X[:10], labels[:10])  # a fresh Adam over our weights
-        clf.coefs_ = [np.ascontiguousarray(W.T) for W in Ws]
-        clf.intercepts_ = [b.copy() for b in bs]
+    del clf._optimizer  # the next partial_fit makes a fresh one over these weights
     return lambda: clf.partial_fit(X, labels)
 
 
