@@ -402,7 +402,7 @@ def check_backend(x: Array, backend: Backend, what: str) -> None:
     """Raise a TypeError when ``x`` is not an array of ``backend`` on its device."""
     library = array_library(x)
     if library != backend.name:
-        got = "host data (a list or scalar)" if library is None else f"a {library} array"
+        got = "host data (a list or scalar)" if library is None else f"an array of {library}"
         raise TypeError(
             f"{what}: got {got} but the network computes with {backend.name}; move the "
             f"data with nnxp.asarray(data) (under nnxp.use_backend({backend.name!r}))"

@@ -39,7 +39,8 @@ class Sequential:
         if not widths:
             raise ValueError("Sequential needs at least one Dense layer")
         width = widths[0].n_inputs
-        for layer in layers:
+        for i, layer in enumerate(layers):
+            layer.position = f"layers[{i}] "
             width = layer.output_width(width)
         self.n_inputs = widths[0].n_inputs
         self.n_outputs = width
@@ -50,9 +51,8 @@ class Sequential:
         self.xp = self.backend.xp
         self.rng = Generator(self.backend, seed)
         ctx = BuildContext(self.backend, self.dtype, host_generator(seed), self.rng)
-        for i, layer in enumerate(layers):
+        for layer in layers:
             layer.build(ctx)
-            layer.position = f"layers[{i}] "
         # backward stops at the first layer with parameters, which needs no dE/dX
         self._first_trainable = next(i for i, layer in enumerate(layers) if layer.params)
 

@@ -13,6 +13,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from array_api_compat import array_namespace
+
+from .backend import asarray
+
 Array = Any
 Params = list  # list of dict[str, Array], one dict per layer
 
@@ -51,8 +55,6 @@ class Optimizer:
 
     def move(self, backend: Any) -> None:
         """Carry the state over to another backend (see ``Sequential.to_backend``)."""
-        from .backend import asarray
-
         if self.state is not None:
             self.state = [
                 {
@@ -83,8 +85,6 @@ class Optimizer:
 def _copy_state(state: list | None) -> list | None:
     if state is None:
         return None
-    from array_api_compat import array_namespace
-
     return [
         {
             k: {n: array_namespace(a).asarray(a, copy=True) for n, a in s.items()}
@@ -96,8 +96,6 @@ def _copy_state(state: list | None) -> list | None:
 
 def _zeros_like(p: Array) -> Array:
     # ``p * 0`` would carry NaN/inf along; ``zeros_like`` is the standard's, on p's device
-    from array_api_compat import array_namespace
-
     return array_namespace(p).zeros_like(p)
 
 
@@ -198,8 +196,6 @@ class Adam(Optimizer):
         self.decoupled = bool(decoupled)
 
     def step(self, params: Params, grads: Params) -> None:
-        from array_api_compat import array_namespace
-
         state = self._state_for(params, ("exp_avg", "exp_avg_sq"))
         self.steps += 1
         lr, (b1, b2), eps, wd = self.lr, self.betas, self.eps, self.weight_decay

@@ -132,7 +132,7 @@ def test_arrays_of_another_backend_are_refused_with_the_fix(backend):
         X = nnxp.asarray(np.ones((2, 4)))
     with pytest.raises(
         TypeError,
-        match=rf"got a {other} array but the network computes with {backend.name}.*nnxp.asarray",
+        match=rf"got an array of {other} but the network computes with {backend.name}.*asarray",
     ):
         net.forward(X)
 
