@@ -136,7 +136,9 @@ class ReLU(ActivationFunction):
     def backward(self, Y: Array, dEdY: Array, xp: Any = None) -> Array:
         # a multiply by the 0/1 mask, not ``where``: NumPy's where branches per element and
         # is 10x slower on the random signs of a hidden layer
-        return dEdY * (xp or array_namespace(Y)).astype(Y > 0, dEdY.dtype)
+        mask = (xp or array_namespace(Y)).astype(Y > 0, dEdY.dtype)
+        mask *= dEdY  # in place on the mask we just made
+        return mask
 
 
 class LeakyReLU(ActivationFunction):
@@ -266,10 +268,11 @@ def affine_forward(X: Array, W: Array, b: Array, *, xp: Any = None) -> Array:
     -------
     A : array of shape ``(..., n_out)``
     """
+    A = X @ W.T if X.ndim == 2 else _fold(X, xp or array_namespace(X)) @ W.T
+    A += b  # in place: the product is ours, and a second activation-sized array is not
     if X.ndim == 2:
-        return X @ W.T + b
-    xp = xp or array_namespace(X)
-    return xp.reshape(_fold(X, xp) @ W.T + b, (*X.shape[:-1], W.shape[0]))
+        return A
+    return (xp or array_namespace(X)).reshape(A, (*X.shape[:-1], W.shape[0]))
 
 
 def affine_backward(
