@@ -266,7 +266,7 @@ def use_backend(name: str, device: Any = None) -> Iterator[Backend]:
         _current.reset(token)
 
 
-def _library_of(x: Any) -> str | None:
+def array_library(x: Any) -> str | None:
     """The backend name an array belongs to, or None for host data (lists, scalars)."""
     module = type(x).__module__.split(".")[0]
     return {
@@ -279,7 +279,7 @@ def _library_of(x: Any) -> str | None:
 
 def to_numpy(x: Any) -> np.ndarray:
     """Copy an array of any backend (or nested lists) to a NumPy array on the host."""
-    library = _library_of(x)
+    library = array_library(x)
     if library == "torch":
         return x.detach().cpu().numpy()
     if library == "cupy":
@@ -313,7 +313,7 @@ def asarray(data: Any, dtype: Any = None, backend: Backend | None = None) -> Any
     backend = backend or get_backend()
     if dtype is not None:
         dtype = backend.dtype(dtype)
-    library = _library_of(data)
+    library = array_library(data)
     if library is not None and library != backend.name:
         data = to_numpy(data)
     elif library == "array_api_strict" and data.device != backend.device:
@@ -325,8 +325,3 @@ def asarray(data: Any, dtype: Any = None, backend: Backend | None = None) -> Any
         if data.dtype.kind not in "biuf":
             raise TypeError(f"cannot make a numeric array from data of dtype {data.dtype}")
     return backend.xp.asarray(data, dtype=dtype, device=backend.device)
-
-
-def array_library(x: Any) -> str | None:
-    """The backend name an array belongs to (``None`` for lists and scalars)."""
-    return _library_of(x)

@@ -21,15 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from .backend import asarray, get_backend, to_numpy, use_backend
-from .layers import layer_from_config
+from .backend import asarray, get_backend, to_numpy
 from .network import Sequential
-from .optimizers import SGD, Adam, Optimizer
+from .optimizers import Optimizer, optimizer_from_config
 
 FORMAT = "nnxp-model"
 FORMAT_VERSION = 1
 META_KEY = "__nnxp__"
-OPTIMIZERS = {"SGD": SGD, "Adam": Adam}
 
 
 def save(net: Sequential, path: str | os.PathLike, optimizer: Optimizer | None = None) -> Path:
@@ -155,22 +153,14 @@ def load(
     meta, arrays = _read(path)
     name = backend or get_backend().name
     try:
-        with use_backend(name) as target:
-            layers = [layer_from_config(config) for config in meta["layers"]]
-            net = Sequential(layers, seed=meta["seed"], dtype=meta["dtype"])
-            for i, params in enumerate(net.parameters()):
-                for key, value in params.items():
-                    stored = arrays.pop(f"layers/{i}/{key}")
-                    if stored.shape != tuple(value.shape):
-                        raise ValueError(
-                            f"layer {i} {key}: shape {stored.shape}, expected {tuple(value.shape)}"
-                        )
-                    params[key] = asarray(stored, dtype=net.dtype, backend=target)
-            opt = _load_optimizer(meta, arrays, net, target) if optimizer else None
-            extra = sorted(key for key in arrays if key.startswith("layers/"))
-            if extra:
-                raise ValueError(f"arrays {extra} belong to no layer")
-    except (KeyError, TypeError, ValueError) as exc:
+        weights: list[dict[str, np.ndarray]] = [{} for _ in meta["layers"]]
+        for key, value in arrays.items():
+            if key.startswith("layers/"):
+                _, i, param = key.split("/")
+                weights[int(i)][param] = value
+        net = Sequential.from_config(meta, weights, backend=name, dtype=meta["dtype"])
+        opt = _load_optimizer(meta, arrays, net) if optimizer else None
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise ValueError(
             f"{path}: the model description does not match its arrays ({exc})"
         ) from exc
@@ -179,15 +169,11 @@ def load(
     return net
 
 
-def _load_optimizer(meta: dict, arrays: dict, net: Sequential, target: Any) -> Optimizer:
+def _load_optimizer(meta: dict, arrays: dict, net: Sequential) -> Optimizer:
     saved = meta.get("optimizer")
     if saved is None:
         raise ValueError("no optimizer state was saved in this file")
-    config = dict(saved["config"])
-    kind = config.pop("type")
-    if "betas" in config:
-        config["betas"] = tuple(config["betas"])
-    opt = OPTIMIZERS[kind](**config)
+    opt = optimizer_from_config(saved["config"])
     opt.steps = saved["steps"]
     prefix = "optimizer/"
     if any(key.startswith(prefix) for key in arrays):
@@ -196,5 +182,5 @@ def _load_optimizer(meta: dict, arrays: dict, net: Sequential, target: Any) -> O
             if key.startswith(prefix):
                 _, i, name, slot = key.split("/")
                 slots = opt.state[int(i)].setdefault(name, {})
-                slots[slot] = asarray(value, dtype=net.dtype, backend=target)
+                slots[slot] = asarray(value, dtype=net.dtype, backend=net.backend)
     return opt

@@ -50,6 +50,7 @@ class Sequential:
         self.dtype = self.backend.dtype(dtype)
         self.xp = self.backend.xp
         self.rng = Generator(self.backend, seed)
+        self.history: training.History | None = None  # set by fit
         ctx = BuildContext(self.backend, self.dtype, host_generator(seed), self.rng)
         for layer in layers:
             layer.build(ctx)
@@ -397,27 +398,70 @@ class Sequential:
         """A JSON-able description of the architecture (no weights)."""
         return {"layers": [layer.get_config() for layer in self.layers], "seed": self.seed}
 
+    @classmethod
+    def from_config(
+        cls,
+        config: dict,
+        weights: list[dict[str, Array]],
+        *,
+        backend: str | None = None,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> Sequential:
+        """Build a network from :meth:`get_config` and per-layer weights.
+
+        Parameters
+        ----------
+        config : dict
+            ``{"layers": [layer configs], "seed": int}``.
+        weights : list of dict
+            One dict per layer, as :meth:`parameters` gives: arrays of any backend or NumPy.
+        backend : str, optional
+            The current backend (and its device) by default.
+        device : optional
+        dtype : {"float32", "float64"}, optional
+
+        Raises
+        ------
+        ValueError
+            Weights that do not match the layers (names or shapes).
+        """
+        current = get_backend()
+        name = backend or current.name
+        if device is None and name == current.name:
+            device = current.device
+        with use_backend(name, device) as target:
+            layers = [layer_from_config(c) for c in config["layers"]]
+            net = cls(layers, seed=config["seed"], dtype=dtype)
+            if len(weights) != len(layers):
+                raise ValueError(
+                    f"weights for {len(weights)} layers, the network has {len(layers)}"
+                )
+            for layer, values in zip(layers, weights):
+                if set(values) != set(layer.params):
+                    raise ValueError(
+                        f"{layer.label} has parameters {sorted(layer.params)}, got {sorted(values)}"
+                    )
+                for key, value in values.items():
+                    expected = tuple(layer.params[key].shape)
+                    if tuple(value.shape) != expected:
+                        raise ValueError(
+                            f"{layer.label}.{key}: shape {tuple(value.shape)}, expected {expected}"
+                        )
+                    layer.params[key] = asarray(value, dtype=net.dtype, backend=target)
+        return net
+
     def clone(self, *, backend: str | None = None, dtype: Any = None) -> Sequential:
         """A copy of this network (weights included), optionally on another backend/dtype."""
         name = backend or self.backend.name
-        device = self.backend.device if name == self.backend.name else None
-        with use_backend(name, device) as target:
-            dtype = target.dtype(
-                dtype if dtype is not None else self.backend.dtype_name(self.dtype)
-            )
-            layers = [layer_from_config(c) for c in self.get_config()["layers"]]
-            net = Sequential(layers, seed=self.seed, dtype=dtype)
-            for new, old in zip(net.layers, self.layers):
-                for key, value in old.params.items():
-                    new.params[key] = asarray(value, dtype=dtype, backend=target)
-        return net
+        return Sequential.from_config(
+            self.get_config(),
+            self.parameters(),
+            backend=name,
+            device=self.backend.device if name == self.backend.name else None,
+            dtype=self.backend.dtype_name(self.dtype) if dtype is None else dtype,
+        )
 
 
 def _unpickle(backend: str, config: dict, dtype: str, host: list) -> Sequential:
-    with use_backend(backend) as target:
-        layers = [layer_from_config(c) for c in config["layers"]]
-        net = Sequential(layers, seed=config["seed"], dtype=dtype)
-        for params, values in zip(net.parameters(), host):
-            for key, value in values.items():
-                params[key] = asarray(value, dtype=net.dtype, backend=target)
-    return net
+    return Sequential.from_config(config, host, backend=backend, dtype=dtype)

@@ -241,6 +241,18 @@ def AdamW(
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 
+def optimizer_from_config(config: dict) -> Optimizer:
+    """Rebuild an optimizer (no state) from :meth:`Optimizer.get_config`."""
+    settings = dict(config)
+    kind = settings.pop("type", None)
+    classes = {"SGD": SGD, "Adam": Adam}
+    if kind not in classes:
+        raise ValueError(f"unknown optimizer type {kind!r}; valid types are {', '.join(classes)}")
+    if "betas" in settings:
+        settings["betas"] = tuple(settings["betas"])
+    return classes[kind](**settings)
+
+
 def get_optimizer(optimizer: str | Optimizer, lr: float | None = None) -> Optimizer:
     """Resolve ``"sgd"``, ``"adam"``, ``"adamw"`` (default hyperparameters, or ``lr``) or pass
     an Optimizer instance through."""

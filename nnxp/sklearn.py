@@ -20,6 +20,7 @@ except ImportError as exc:  # pragma: no cover - exercised without scikit-learn
     raise ImportError("nnxp.sklearn needs scikit-learn: pip install 'nnxp[examples]'") from exc
 
 from .backend import array_library, asarray, to_numpy, use_backend
+from .datasets import one_hot
 from .layers import Dense
 from .network import Sequential
 from .optimizers import SGD, Adam, Optimizer
@@ -229,8 +230,7 @@ class NNXPClassifier(ClassifierMixin, _NNXPEstimator):
         return self
 
     def _one_hot(self, y: np.ndarray) -> np.ndarray:
-        index = np.searchsorted(self.classes_, y)
-        return (index[:, None] == np.arange(len(self.classes_))).astype(np.float64)
+        return one_hot(np.searchsorted(self.classes_, y), len(self.classes_))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), rows summing to one."""
