@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import functional as F
-from .backend import Backend, array_library, asarray
-from .random import Generator, initial_weights
+from .. import functional as F
+from ..backend import Backend, array_library, asarray
+from ..random import Generator, initial_weights
 
 Array = Any
 
