@@ -15,7 +15,7 @@ import shutil
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["tests", "lint", "typecheck", "examples"]
+nox.options.sessions = ["tests", "sklearn_peer", "lint", "typecheck", "examples"]
 
 TORCH_CPU = "torch==2.13.0"
 EXAMPLES = {
@@ -40,6 +40,7 @@ def _gpu_answers() -> bool:
         nox.param("numpy", tags=["cpu"]),
         nox.param("array_api_strict", tags=["cpu"]),
         nox.param("torch", tags=["cpu"]),
+        nox.param("jax", tags=["cpu"]),
         nox.param("cupy", tags=["gpu"]),
     ],
 )
@@ -52,6 +53,43 @@ def tests(session: nox.Session, backend: str) -> None:
     if backend != "cupy":  # torch is the tests' reference (autograd, torch.optim) everywhere
         session.install(TORCH_CPU)
     session.run("pytest", *session.posargs, env={"NNXP_TEST_BACKENDS": backend})
+
+
+@nox.session
+@nox.parametrize(
+    "backend",
+    [
+        nox.param("numpy", tags=["cpu"]),
+        nox.param("array_api_strict", tags=["cpu"]),
+        nox.param("torch", tags=["cpu"]),
+        nox.param("cupy", tags=["gpu"]),
+    ],
+)
+def sklearn_peer(session: nox.Session, backend: str) -> None:
+    """scikit-learn's own MLP test module, run in place from the installed package, with
+    its MLPClassifier/MLPRegressor swapped for nnxp's (tests/sklearn_peer/nnxp_swap.py)."""
+    if backend == "cupy" and not _gpu_answers():
+        session.skip("no CUDA GPU answers here (nvidia-smi not found): the cupy run needs one")
+    extras = "test,examples,cuda12" if backend == "cupy" else "test,examples"
+    session.install("-e", f".[{extras}]")
+    if backend == "torch":
+        session.install(TORCH_CPU)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "--pyargs",
+        "sklearn.neural_network.tests.test_mlp",
+        "-p",
+        "tests.sklearn_peer.nnxp_swap",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-o",
+        "addopts=",
+        *session.posargs,
+        env={"NNXP_PEER_BACKEND": backend, "OMP_NUM_THREADS": "1"},
+    )
 
 
 @nox.session(tags=["cpu"])

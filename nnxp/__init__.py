@@ -10,7 +10,7 @@ One code path runs on NumPy, array-api-strict, PyTorch and CuPy::
 
 import os as _os
 
-from . import functional
+from . import functional, initializers, regularizers
 from .backend import (
     Backend,
     asarray,
@@ -22,7 +22,28 @@ from .backend import (
 )
 from .gradcheck import gradcheck
 from .io import load
-from .layers import Activation, Dense, Dropout, Layer
+from .layers import (
+    GRU,
+    LSTM,
+    Activation,
+    AdditiveAttentionPooling,
+    Bidirectional,
+    BuildContext,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    Layer,
+    LayerNormalization,
+    MultiHeadAttention,
+    PositionEmbedding,
+    Reshape,
+    Residual,
+    SimpleRNN,
+    register,
+)
 from .losses import LOSSES, get_loss
 from .network import Sequential
 from .optimizers import SGD, Adam, AdamW, Optimizer
@@ -34,19 +55,34 @@ if _os.environ.get("NNXP_BACKEND"):
     get_backend()  # an invalid $NNXP_BACKEND fails here, at import, naming the valid ones
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "Activation",
     "Adam",
     "AdamW",
+    "AdditiveAttentionPooling",
     "Backend",
+    "Bidirectional",
+    "BuildContext",
     "Dense",
     "Dropout",
     "EarlyStopping",
+    "Embedding",
+    "Flatten",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
     "History",
     "LOSSES",
     "Layer",
+    "LayerNormalization",
+    "MultiHeadAttention",
     "Optimizer",
+    "PositionEmbedding",
+    "Reshape",
+    "Residual",
     "SGD",
     "Sequential",
+    "SimpleRNN",
     "__version__",
     "asarray",
     "available_backends",
@@ -54,7 +90,10 @@ __all__ = [
     "get_backend",
     "get_loss",
     "gradcheck",
+    "initializers",
     "load",
+    "register",
+    "regularizers",
     "set_backend",
     "to_numpy",
     "use_backend",

@@ -9,7 +9,12 @@ import platform
 from . import __version__
 from .backend import BACKEND_NAMES, backend_status, default_backend_name
 
-LIBRARIES = {"numpy": "numpy", "array_api_strict": "array-api-strict", "torch": "torch"}
+LIBRARIES = {
+    "numpy": "numpy",
+    "array_api_strict": "array-api-strict",
+    "torch": "torch",
+    "jax": "jax",
+}
 
 
 def _installed_version(backend: str) -> str | None:
@@ -42,6 +47,14 @@ def _devices(backend: str) -> str:
         return ", ".join(names)
     if backend == "array_api_strict":
         return "CPU_DEVICE, device1, device2 (test devices)"
+    if backend == "jax":
+        import jax
+
+        from .backend import jax_x64_enabled
+
+        devices = ", ".join(f"{d.platform}:{d.id} ({d.device_kind})" for d in jax.devices())
+        x64 = "on" if jax_x64_enabled() else "off: float32 only (JAX_ENABLE_X64=1 for float64)"
+        return f"{devices}; x64 {x64}"
     return "cpu"
 
 
@@ -55,6 +68,13 @@ def info() -> str:
     ]
     for name in BACKEND_NAMES:
         version = _installed_version(name)
+        if name == "jax" and version is not None:
+            try:
+                jaxlib = importlib.metadata.version("jaxlib")
+            except importlib.metadata.PackageNotFoundError:
+                jaxlib = "missing"
+            if jaxlib != version:
+                version += f"/jaxlib {jaxlib}"
         reason = backend_status(name)
         label = f"  {name:17s} {version or 'not installed':12s}"
         if reason is None:

@@ -1,6 +1,6 @@
 """The backend registry: which array library nnxp computes with, and on which device.
 
-This is the only module that names numpy, cupy, torch and array_api_strict. Every other
+This is the only module that names numpy, cupy, torch, jax and array_api_strict. Every other
 module receives the Array API namespace ``xp`` from here (or from its arrays) and uses
 nothing else. Heavy libraries are imported lazily, when a backend is first asked for.
 """
@@ -18,11 +18,15 @@ from typing import Any
 
 import numpy as np
 
-BACKEND_NAMES = ("numpy", "array_api_strict", "torch", "cupy")
+BACKEND_NAMES = ("numpy", "array_api_strict", "torch", "cupy", "jax")
 
 
 class BackendUnavailable(RuntimeError):
     """Raised inside the registry when a backend cannot run here; carries the reason."""
+
+
+class WrongDevice(BackendUnavailable):
+    """The library works here, but not on the device that was asked for."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class Backend:
     Attributes
     ----------
     name : str
-        One of ``"numpy"``, ``"array_api_strict"``, ``"torch"``, ``"cupy"``.
+        One of ``"numpy"``, ``"array_api_strict"``, ``"torch"``, ``"cupy"``, ``"jax"``.
     xp : module
         The Array API namespace (array_api_compat's wrapper where the library needs one).
     device : object
@@ -46,28 +50,41 @@ class Backend:
     def dtype(self, dtype: Any = None) -> Any:
         """Resolve ``"float32"``/``"float64"`` (or a dtype object) to this backend's dtype.
 
-        ``None`` gives float32, nnxp's default.
+        ``None`` gives float32, nnxp's default. On jax, float64 needs JAX's x64 mode, which
+        only the user switches on (nnxp never flips JAX's global flag).
         """
         if dtype is None:
             return self.xp.float32
         if isinstance(dtype, str):
             if dtype not in ("float32", "float64"):
                 raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+            self._check_float64(dtype)
             return getattr(self.xp, dtype)
         for name in ("float32", "float64"):
             if dtype == getattr(self.xp, name):
-                return dtype
+                self._check_float64(name)
+                return getattr(self.xp, name) if self.name == "jax" else dtype
         if isinstance(dtype, type) or isinstance(dtype, np.dtype):
             try:
                 numpy_name = np.dtype(dtype).name
             except TypeError:
                 numpy_name = ""
             if numpy_name in ("float32", "float64"):
+                self._check_float64(numpy_name)
                 return getattr(self.xp, numpy_name)
         raise TypeError(
             f"dtype must be 'float32', 'float64' or the {self.name} backend's float dtype, "
             f"got {dtype!r}"
         )
+
+    def _check_float64(self, name: str) -> None:
+        if name == "float64" and self.name == "jax" and not jax_x64_enabled():
+            raise ValueError(
+                "dtype 'float64' on the jax backend needs JAX's 64-bit mode, which is off "
+                "(without it JAX silently computes in float32). Enable it before creating "
+                "arrays: jax.config.update('jax_enable_x64', True), or set JAX_ENABLE_X64=1 "
+                "in the environment; nnxp does not change this global flag for you"
+            )
 
     def dtype_name(self, dtype: Any) -> str:
         """``"float32"`` or ``"float64"`` for one of this backend's float dtypes."""
@@ -140,7 +157,7 @@ def _load_torch(device: Any) -> Backend:
         device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailable("torch is installed but no CUDA device answers")
+        raise WrongDevice("torch is installed but has no CUDA device here")
     return Backend("torch", xp, device)
 
 
@@ -169,11 +186,41 @@ def _load_cupy(device: Any) -> Backend:
     return Backend("cupy", xp, dev)
 
 
+def jax_x64_enabled() -> bool:
+    """Whether the user switched JAX's 64-bit mode on (``jax.config.jax_enable_x64``)."""
+    import jax
+
+    return bool(jax.config.jax_enable_x64)
+
+
+def _load_jax(device: Any) -> Backend:
+    if importlib.util.find_spec("jax") is None:
+        raise BackendUnavailable("jax is not installed (pip install 'nnxp[jax]')")
+    import jax
+    import jax.numpy as xp
+
+    if device is None:
+        device = jax.devices()[0]
+    elif isinstance(device, str):
+        kind, _, index = device.partition(":")
+        kind = {"cuda": "gpu", "rocm": "gpu"}.get(kind, kind)
+        try:
+            devices = jax.devices(kind)
+        except RuntimeError as exc:
+            raise WrongDevice(f"jax has no {kind!r} device here ({exc})") from None
+        number = int(index or 0)
+        if number >= len(devices):
+            raise WrongDevice(f"jax has {len(devices)} {kind!r} device(s), not {device!r}")
+        device = devices[number]
+    return Backend("jax", xp, device)
+
+
 _LOADERS: dict[str, Callable[[Any], Backend]] = {
     "numpy": _load_numpy,
     "array_api_strict": _load_array_api_strict,
     "torch": _load_torch,
     "cupy": _load_cupy,
+    "jax": _load_jax,
 }
 
 _current: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
@@ -189,6 +236,18 @@ def _make(name: str, device: Any = None) -> Backend:
         )
     try:
         return _LOADERS[name](device)
+    except WrongDevice as exc:
+        if device is not None and backend_status(name) is None:
+            default = _LOADERS[name](None).device
+            raise ValueError(
+                f"backend {name!r} works here but not on device {device!r}: {exc}. "
+                f"Leave device out to use its default ({default}), or run where that "
+                f"device exists"
+            ) from None
+        raise ValueError(
+            f"backend {name!r} is not available: {exc}. "
+            f"Available here: {', '.join(available_backends())}"
+        ) from None
     except BackendUnavailable as exc:
         raise ValueError(
             f"backend {name!r} is not available: {exc}. "
@@ -211,7 +270,7 @@ def available_backends() -> list[str]:
     Returns
     -------
     list of str
-        A subset of ``("numpy", "array_api_strict", "torch", "cupy")`` in that order.
+        A subset of ``("numpy", "array_api_strict", "torch", "cupy", "jax")`` in that order.
     """
     return [name for name in BACKEND_NAMES if backend_status(name) is None]
 
@@ -221,16 +280,23 @@ def set_backend(name: str, device: Any = None) -> Backend:
 
     Parameters
     ----------
-    name : {"numpy", "array_api_strict", "torch", "cupy"}
+    name : {"numpy", "array_api_strict", "torch", "cupy", "jax"}
     device : optional
         The device to compute on: ``"cpu"``/``"cuda:1"`` for torch, an integer for cupy,
-        ``"CPU_DEVICE"``/``"device1"`` for array_api_strict. ``None`` picks the default
-        (CUDA for torch when present).
+        ``"CPU_DEVICE"``/``"device1"`` for array_api_strict, ``"cpu"``/``"gpu:0"`` or a
+        ``jax.Device`` for jax. ``None`` picks the default (CUDA for torch when present,
+        ``jax.devices()[0]`` for jax).
+
+    Notes
+    -----
+    jax arrays are immutable: nnxp's training step rebinds every array it updates, and
+    float64 needs JAX's x64 mode (see :meth:`Backend.dtype`).
 
     Raises
     ------
     ValueError
-        Unknown name, or a backend that cannot run here (the message says why).
+        Unknown name, a backend that cannot run here, or a device it does not have (the
+        message says which and why).
     """
     backend = _make(name, device)
     _current.set(backend)
@@ -274,6 +340,8 @@ def array_library(x: Any) -> str | None:
         "torch": "torch",
         "cupy": "cupy",
         "array_api_strict": "array_api_strict",
+        "jax": "jax",  # tracers inside jax.jit
+        "jaxlib": "jax",  # concrete jax.Array
     }.get(module)
 
 
@@ -290,6 +358,8 @@ def to_numpy(x: Any) -> np.ndarray:
         if x.device != array_api_strict.Device("CPU_DEVICE"):
             x = array_api_strict.asarray(x, device=array_api_strict.Device("CPU_DEVICE"))
         return np.asarray(x)
+    if library == "jax":
+        return np.asarray(x)  # a tracer raises here: no host reads inside jax.jit
     return np.asarray(x)
 
 
@@ -320,8 +390,17 @@ def asarray(data: Any, dtype: Any = None, backend: Backend | None = None) -> Any
         data = to_numpy(data)
     elif library == "torch" and data.device != backend.device:
         data = data.to(backend.device)
+    elif library == "jax" and getattr(data, "device", backend.device) != backend.device:
+        import jax
+
+        data = jax.device_put(data, backend.device)
     if library is None or library != backend.name:
         data = np.asarray(data)
         if data.dtype.kind not in "biuf":
             raise TypeError(f"cannot make a numeric array from data of dtype {data.dtype}")
+        if backend.name == "jax" and dtype is None and not jax_x64_enabled():
+            # what JAX does anyway without x64, minus its warning on every call
+            dtype = {"f": np.float32, "i": np.int32, "u": np.uint32}.get(data.dtype.kind)
+            if dtype is not None and data.dtype.itemsize < 4:
+                dtype = None
     return backend.xp.asarray(data, dtype=dtype, device=backend.device)

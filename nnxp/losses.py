@@ -12,14 +12,17 @@ loss                        output activation   dE/dA
 ==========================  ==================  ======================================
 
 ``N`` counts samples (every leading axis: samples x timesteps for sequences) and ``K`` the
-outputs. The cross-entropies take their value from the pre-activation (log-softmax,
-softplus), so neither the loss nor its gradient meets ``log(0)`` or ``-T/Y``: both stay
-finite for logits of +-1e4 and beyond. A cross-entropy asked of the wrong output
-activation is refused rather than differentiated wrongly.
+outputs. Under an output mask, ``N`` counts only the rows with at least one allowed output:
+a fully masked row (a padded timestep) is left out of the mean, as PyTorch's
+``ignore_index`` and Keras's masked losses do. The cross-entropies take their value from
+the pre-activation (log-softmax, softplus), so neither the loss nor its gradient meets
+``log(0)`` or ``-T/Y``: both stay finite for logits of +-1e4 and beyond. A cross-entropy
+asked of the wrong output activation is refused rather than differentiated wrongly.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -53,15 +56,21 @@ class Loss:
                 f"activation={self.requires!r} in that layer or loss={other!r}"
             )
 
-    def total_and_delta(
-        self, out: LayerOutput, T: Array, xp: Any, mask: Array = None
-    ) -> tuple[Array, Array]:
-        """The loss summed over samples (a 0-d array, left on the device) and ``dE/dA``
-        of the mean loss.
+    def count(self, A: Array, xp: Any, mask: Array = None) -> Any:
+        """``N``, the rows the mean runs over: every row (all leading axes of ``A``), or under
+        ``mask`` the rows with at least one allowed output (a 0-d array on the device)."""
+        if mask is None:
+            return math.prod(A.shape[:-1])
+        return xp.sum(xp.astype(xp.any(mask, axis=-1), A.dtype))
 
-        The mean reduction is ``total / n_samples`` (every leading axis counts: samples x
-        timesteps); returning the sum saves a division per batch, and a training epoch
-        adds the sums of its batches.
+    def total_and_delta(
+        self, out: LayerOutput, T: Array, xp: Any, mask: Array = None, *, count: Any = None
+    ) -> tuple[Array, Array]:
+        """The loss summed over the counted rows (a 0-d array, left on the device) and
+        ``dE/dA`` of the mean loss.
+
+        The mean reduction is ``total / count`` (see :meth:`count`); returning the sum saves
+        a division per batch, and a training epoch adds the sums of its batches.
 
         Parameters
         ----------
@@ -74,8 +83,35 @@ class Loss:
         xp : namespace
         mask : bool array of shape ``(..., K)`` or None
             Allowed outputs of a masked softmax.
+        count : int or 0-d array, optional
+            :meth:`count`, when the caller has it already.
         """
         raise NotImplementedError
+
+
+def _safe(count: Any, xp: Any) -> Any:
+    """``count``, or 1 where it is 0 (a batch of fully masked rows: its delta is 0 anyway)."""
+    if isinstance(count, int):
+        return max(count, 1)
+    return count + xp.astype(count == 0, count.dtype)
+
+
+def _scaled(R: Array, factor: float, n: Any) -> Array:
+    """``R * factor / n`` (one multiplication when ``n`` is a Python int)."""
+    return R * (factor / n) if isinstance(n, int) else R * factor / n
+
+
+_TAKES_A: dict[type, bool] = {}
+
+
+def _activation_backward(out: LayerOutput, dEdY: Array, xp: Any) -> Array:
+    """``dE/dA`` from ``dE/dY``, handing the activation ``A`` when its ``backward`` takes it."""
+    kind = type(out.activation)
+    if kind not in _TAKES_A:
+        _TAKES_A[kind] = "A" in inspect.signature(out.activation.backward).parameters
+    if _TAKES_A[kind]:
+        return out.activation.backward(out.Y, dEdY, xp, A=out.A)
+    return out.activation.backward(out.Y, dEdY, xp)
 
 
 class MeanSquaredError(Loss):
@@ -83,10 +119,13 @@ class MeanSquaredError(Loss):
 
     name = "mse"
 
-    def total_and_delta(self, out, T, xp, mask=None):
+    def total_and_delta(self, out, T, xp, mask=None, *, count=None):
+        n = _safe(self.count(out.A, xp, mask) if count is None else count, xp)
         R = out.Y - T
-        size = math.prod(R.shape)
-        return xp.sum(R * R) / R.shape[-1], out.activation.backward(out.Y, (2.0 / size) * R, xp)
+        if mask is not None:  # fully masked rows count for nothing
+            R = xp.where(xp.any(mask, axis=-1, keepdims=True), R, 0.0)
+        K = R.shape[-1]
+        return xp.sum(R * R) / K, _activation_backward(out, _scaled(R, 2.0 / K, n), xp)
 
 
 class CrossEntropy(Loss):
@@ -100,8 +139,8 @@ class CrossEntropy(Loss):
     name = "cross_entropy"
     requires = "softmax"
 
-    def total_and_delta(self, out, T, xp, mask=None):
-        n = math.prod(out.A.shape[:-1])
+    def total_and_delta(self, out, T, xp, mask=None, *, count=None):
+        n = _safe(self.count(out.A, xp, mask) if count is None else count, xp)
         log_Y = out.log_Y if mask is None else xp.where(mask, out.log_Y, 0.0)  # no 0 * -inf
         return -xp.sum(T * log_Y), (out.Y - T) / n  # rows of T sum to 1 (or all-masked 0)
 
@@ -113,10 +152,11 @@ class BinaryCrossEntropy(Loss):
     name = "binary_cross_entropy"
     requires = "sigmoid"
 
-    def total_and_delta(self, out, T, xp, mask=None):
-        size = math.prod(out.A.shape)
-        total = xp.sum(softplus(out.A, xp=xp) - T * out.A) / out.A.shape[-1]
-        return total, (out.Y - T) / size
+    def total_and_delta(self, out, T, xp, mask=None, *, count=None):
+        n = _safe(self.count(out.A, xp, mask) if count is None else count, xp)
+        K = out.A.shape[-1]
+        total = xp.sum(softplus(out.A, xp=xp) - T * out.A) / K
+        return total, _scaled(out.Y - T, 1.0 / K, n)
 
 
 LOSSES = {cls.name: cls for cls in (MeanSquaredError, CrossEntropy, BinaryCrossEntropy)}

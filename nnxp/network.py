@@ -1,18 +1,72 @@
-"""``Sequential``: a stack of layers with forward, backward, the loss gradient and fit."""
+"""``Sequential``: a stack of layers with forward, backward, the loss gradient and fit.
+
+A thin conductor: input checks live in :mod:`nnxp.checks`, the epoch loop in
+:mod:`nnxp.training`, persistence in :mod:`nnxp.io`.
+"""
 
 from __future__ import annotations
 
-import math
+import copy
+import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from . import training
+from . import checks, training
 from .backend import Backend, asarray, get_backend, to_numpy, use_backend
-from .layers import ActivatedLayer, BuildContext, Dense, Layer, check_backend, layer_from_config
+from .layers import ActivatedLayer, BuildContext, Layer, check_backend, layer_from_config
 from .losses import Loss, get_loss
 from .random import Generator, host_generator
 
 Array = Any
+
+
+def _protocol_builds_without_rng() -> bool:
+    """True once the layers honour ``BuildContext(host_rng=None)`` (allocate, draw nothing)."""
+    return hasattr(Layer, "regularization")
+
+
+def _shadow(layer: Layer) -> Layer:
+    """A shallow twin of ``layer`` sharing its parameters but not its caches or grads, so an
+    inference pass (or a thread) leaves the layer's own training caches untouched; nested
+    layers (wrappers: attributes holding layers, lists or dicts of layers) get twins too."""
+    twin = copy.copy(layer)
+    for key, value in vars(layer).items():
+        if isinstance(value, Layer):
+            setattr(twin, key, _shadow(value))
+        elif (
+            isinstance(value, (list, tuple)) and value and all(isinstance(v, Layer) for v in value)
+        ):
+            setattr(twin, key, type(value)(_shadow(v) for v in value))
+        elif (
+            isinstance(value, dict) and value and all(isinstance(v, Layer) for v in value.values())
+        ):
+            setattr(twin, key, {k: _shadow(v) for k, v in value.items()})
+    try:
+        twin.grads = {}
+    except (TypeError, AttributeError):  # grads as a view over the (twinned) parts
+        pass
+    return twin
+
+
+class _Owner:
+    """The network a layer belongs to (a weak reference: a dead network frees its layers).
+    A pickled or deep-copied layer belongs to no network."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, net: Any) -> None:
+        self.ref = weakref.ref(net)
+
+    def alive(self) -> bool:
+        return self.ref() is not None
+
+    def __reduce__(self) -> tuple:
+        return (_no_owner, ())
+
+
+def _no_owner() -> None:
+    return None
 
 
 class Sequential:
@@ -21,10 +75,13 @@ class Sequential:
     Parameters
     ----------
     layers : sequence of Layer
-        Consecutive Dense layers must agree: ``layers[i].n_outputs == layers[i+1].n_inputs``.
+        Any layers of the layer protocol. Consecutive layers must agree on the size of the
+        last axis (checked here with ``layer.output_width``). A layer instance belongs to one
+        network, once: a layer used twice, or already part of another network, is refused.
     seed : int, default 0
-        Seeds the initial weights (drawn on the host, identical on every backend) and the
-        backend generator used for shuffling and dropout.
+        Seeds the initial weights (drawn on the host, identical on every backend), the host
+        generator that shuffles the rows in ``fit`` (``net.shuffle_rng``) and the backend
+        generator used for dropout.
     dtype : {"float32", "float64"} or a backend dtype, optional
         float32 by default.
 
@@ -32,30 +89,72 @@ class Sequential:
     """
 
     def __init__(self, layers: Sequence[Layer], seed: int = 0, dtype: Any = None) -> None:
+        self._setup(layers, seed, dtype, draw=True)
+
+    def _setup(self, layers: Sequence[Layer], seed: Any, dtype: Any, *, draw: bool) -> None:
         layers = list(layers)
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
             raise TypeError("Sequential needs a non-empty list of nnxp layers")
-        widths = [layer for layer in layers if isinstance(layer, Dense)]
-        if not widths:
-            raise ValueError("Sequential needs at least one Dense layer")
-        width = widths[0].n_inputs
+        seed = checks.integer("seed", seed)
+        seen: dict[int, int] = {}
+        for i, layer in enumerate(layers):
+            if id(layer) in seen:
+                raise ValueError(
+                    f"layers[{i}] {layer.describe()} is the same layer instance as "
+                    f"layers[{seen[id(layer)]}]: a layer can be used once in one network "
+                    f"(create a new layer for each place; shared weights are not supported)"
+                )
+            seen[id(layer)] = i
+            owner = getattr(layer, "_nnxp_network", None)
+            if isinstance(owner, _Owner) and owner.alive():
+                raise ValueError(
+                    f"layers[{i}] {layer.describe()} is already part of another network: a "
+                    f"layer belongs to one network (build new layers, or use net.clone())"
+                )
+        width = getattr(layers[0], "n_inputs", None)
         for i, layer in enumerate(layers):
             layer.position = f"layers[{i}] "
             width = layer.output_width(width)
-        self.n_inputs = widths[0].n_inputs
-        self.n_outputs = width
+        backend = get_backend()
         self.layers = layers
+        self.n_inputs = getattr(layers[0], "n_inputs", None)
+        self.n_outputs = width
         self.seed = seed
-        self.backend: Backend = get_backend()
-        self.dtype = self.backend.dtype(dtype)
-        self.xp = self.backend.xp
-        self.rng = Generator(self.backend, seed)
+        self.backend: Backend = backend
+        self.dtype = backend.dtype(dtype)
+        self.xp = backend.xp
+        self.rng = Generator(backend, seed)
+        self.shuffle_rng = host_generator(seed)  # the rows' order in fit, same on every backend
         self.history: training.History | None = None  # set by fit
-        ctx = BuildContext(self.backend, self.dtype, host_generator(seed), self.rng)
+        self._placement = 0  # bumped by to_backend: optimizers check it
+        self._lock = threading.RLock()  # passes that use the layers' own caches
+        self._last_output_shape: tuple[int, ...] | None = None
+        host_rng = host_generator(seed) if draw or not _protocol_builds_without_rng() else None
+        ctx = BuildContext(backend, self.dtype, host_rng, self.rng)
         for layer in layers:
             layer.build(ctx)
+        owner = _Owner(self)
+        for layer in layers:
+            layer._nnxp_network = owner  # type: ignore[attr-defined]
         # backward stops at the first layer with parameters, which needs no dE/dX
-        self._first_trainable = next(i for i, layer in enumerate(layers) if layer.params)
+        self._first_trainable = next((i for i, layer in enumerate(layers) if layer.params), 0)
+
+    def _float64_twin(self) -> Sequential:
+        """A float64 copy that shares nothing the checks write to: twins of the layers moved
+        to float64 (own parameter dicts; the same classes, so unregistered layers work), no
+        config round trip. Used by :func:`nnxp.gradcheck`."""
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        backend = self.backend
+        twin.dtype = backend.dtype("float64")
+        twin.rng = Generator(backend, self.seed)
+        twin._lock = threading.RLock()
+        twin._last_output_shape = None
+        ctx = BuildContext(backend, twin.dtype, None, twin.rng)
+        twin.layers = [_shadow(layer) for layer in self.layers]
+        for layer in twin.layers:
+            layer.move(ctx)
+        return twin
 
     def __repr__(self) -> str:
         inner = ", ".join(layer.describe() for layer in self.layers)
@@ -64,107 +163,29 @@ class Sequential:
 
     # ------------------------------------------------------------------ checked entry points
     def check_inputs(self, X: Array) -> Array:
-        """Check ``X`` belongs to this network's backend; cast numbers to the network dtype.
-
-        Raises
-        ------
-        TypeError
-            An array of another backend or device, or a dtype that is not a real number.
-        ValueError
-            Wrong rank or feature count (checked by the first Dense layer).
-        """
-        check_backend(X, self.backend, f"{self.layers[0].label} input X")
-        xp = self.xp
-        if X.dtype != self.dtype:
-            if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
-                raise TypeError(
-                    f"{self.layers[0].label} input X must hold real numbers, got dtype {X.dtype}"
-                )
-            X = xp.astype(X, self.dtype)
-        first = next(layer for layer in self.layers if isinstance(layer, Dense))
-        first.check_input(X)
-        if X.shape[0] == 0:
-            raise ValueError(f"{first.label} input X is empty (0 samples)")
-        return X
+        """Check ``X`` (see :func:`nnxp.checks.check_inputs`); returns it in the net's dtype."""
+        return checks.check_inputs(self, X)
 
     def check_mask(self, mask: Array, out_shape: tuple[int, ...]) -> Array:
         """Check a softmax mask (bool, or 0/1 numbers) of the output's shape; return bool."""
-        if mask is None:
-            return None
-        xp = self.xp
-        check_backend(mask, self.backend, "mask")
-        if tuple(mask.shape) != out_shape:
-            raise ValueError(
-                f"mask must have the shape of the network output {out_shape}, got "
-                f"{tuple(mask.shape)}"
-            )
-        if mask.dtype == xp.bool:
-            return mask
-        if not xp.isdtype(mask.dtype, ("real floating", "integral")):
-            raise TypeError(f"mask must be boolean or 0/1 numbers, got dtype {mask.dtype}")
-        if bool(xp.any((mask != 0) & (mask != 1))):
-            raise ValueError("mask must hold only 0 and 1 (or be boolean)")
-        return mask == 1
+        return checks.check_mask(self, mask, out_shape)
 
     def check_targets(
         self, T: Array, loss: Loss, out_shape: tuple[int, ...], mask: Array = None
     ) -> Array:
         """Check targets against the output shape and loss; one-hot integer class labels."""
-        xp = self.xp
-        check_backend(T, self.backend, "targets T")
-        if T.shape[:1] != out_shape[:1]:
-            raise ValueError(f"X has {out_shape[0]} rows but T has {T.shape[0] if T.ndim else 0}")
-        n_classes = out_shape[-1]
-        from_labels = loss.name == "cross_entropy" and tuple(T.shape) == out_shape[:-1]
-        if from_labels:
-            if not xp.isdtype(T.dtype, "integral"):
-                raise TypeError(
-                    f"class labels of shape {tuple(T.shape)} must be integers, got {T.dtype}"
-                )
-            if bool(xp.any((T < 0) | (T >= n_classes))):
-                raise ValueError(f"class labels must lie in [0, {n_classes}), the output width")
-            classes = xp.arange(n_classes, device=self.backend.device)
-            T = xp.astype(T[..., None] == classes, self.dtype)
-        elif tuple(T.shape) != out_shape:
-            raise ValueError(
-                f"loss {loss.name!r}: targets T must have shape {out_shape} (the output of "
-                f"{self.layers[-1].label})"
-                + (
-                    f" or class labels of shape {out_shape[:-1]}"
-                    if loss.name == "cross_entropy"
-                    else ""
-                )
-                + f", got {tuple(T.shape)}"
-            )
-        if T.dtype != self.dtype:
-            if not xp.isdtype(T.dtype, ("real floating", "integral", "bool")):
-                raise TypeError(f"targets T must hold real numbers, got dtype {T.dtype}")
-            T = xp.astype(T, self.dtype)
-        if loss.name == "cross_entropy" and not from_labels:
-            self._check_probability_rows(T, mask)
-        return T
+        return checks.check_targets(self, T, loss, out_shape, mask)
 
-    def _check_probability_rows(self, T: Array, mask: Array) -> None:
-        """Cross-entropy targets: non-negative rows summing to one (the fused delta
-        ``(Y - T)/N`` holds for those); with a mask, no mass on masked outputs, and rows
-        with every output masked all zero."""
-        xp = self.xp
-        if mask is not None and bool(xp.any(xp.where(mask, 0.0, T) != 0)):
-            raise ValueError("targets put probability on outputs the mask forbids")
-        sums = xp.sum(T, axis=-1)
-        if mask is not None:
-            sums = xp.where(xp.any(mask, axis=-1), sums, 1.0)
-        tolerance = 1e-4 if self.dtype == xp.float32 else 1e-8
-        if bool(xp.any(T < 0)) or bool(xp.any(xp.abs(sums - 1.0) > tolerance)):
-            raise ValueError(
-                "cross_entropy targets must be probability rows: non-negative, each summing "
-                f"to 1 (one-hot rows or integer class labels); row sums lie in "
-                f"[{float(xp.min(sums)):.6g}, {float(xp.max(sums)):.6g}]"
-            )
-
-    def output_shape(self, X: Array) -> tuple[int, ...]:
-        """The shape the network's output has for input ``X``."""
-        return (*X.shape[:-1], self.n_outputs)
+    def output_shape(self, X: Any) -> tuple[int, ...]:
+        """The shape of the network's output for input ``X`` (an array or a shape), from the
+        layers' own ``output_shape``."""
+        shape = tuple(X) if isinstance(X, (tuple, list)) else tuple(X.shape)
+        for layer in self.layers:
+            if hasattr(layer, "output_shape"):
+                shape = tuple(layer.output_shape(shape))
+            else:
+                shape = (*shape[:-1], layer.output_width(shape[-1]))
+        return shape
 
     # ------------------------------------------------------------------ passes
     def forward(self, X: Array, *, training: bool = False, mask: Array = None) -> Array:
@@ -175,64 +196,146 @@ class Sequential:
         X : array of shape (n_samples, ..., n_inputs)
         training : bool
             True turns dropout on.
-        mask : array of shape (n_samples, ..., n_outputs), optional
+        mask : array of the output's shape, optional
             Bool or 0/1: outputs of the (softmax) output layer allowed to be non-zero.
 
         Returns
         -------
-        Y : array of shape (n_samples, ..., n_outputs)
+        Y : array of the output's shape (:meth:`output_shape`)
         """
         X = self.check_inputs(X)
-        return self._forward(X, training, self.check_mask(mask, self.output_shape(X)))
+        mask = self.check_mask(mask, self.output_shape(X))
+        with self._lock:
+            Y = self._forward(X, training, mask, check=True)
+            self._last_output_shape = tuple(Y.shape)
+        return Y
 
-    def _forward(self, X: Array, training: bool, mask: Array = None) -> Array:
-        for layer in self.layers[:-1]:
-            X = layer.forward(X, training=training)
-        if mask is None:
-            return self.layers[-1].forward(X, training=training)
-        return self._output_layer().forward(X, training=training, mask=mask)
+    def _forward(
+        self,
+        X: Array,
+        training: bool,
+        mask: Array = None,
+        sequence_mask: Array = None,
+        check: bool = False,
+    ) -> Array:
+        return _run_forward(self.layers, X, training, mask, sequence_mask, check)
 
     def backward(self, dEdY: Array) -> Array:
-        """Back-propagate ``dE/dY`` of the output through every layer.
-
-        Each layer stores its gradients in ``layer.grads``.
+        """Back-propagate ``dE/dY`` of the output (``Y`` the last :meth:`forward`'s output)
+        through every layer; each layer stores its gradients in ``layer.grads``.
 
         Parameters
         ----------
-        dEdY : array of the output's shape
+        dEdY : array of exactly the output's shape (no broadcasting)
+
+        Returns
+        -------
+        dEdX : array of the input's shape
+
+        See Also
+        --------
+        backward_from_delta : from ``dE/dA`` of the output layer (the classic ``Y - T``).
+        """
+        dEdY = self._check_output_gradient(dEdY, "dEdY")
+        with self._lock:
+            for layer in reversed(self.layers):
+                dEdY = layer.backward(dEdY)
+        return dEdY
+
+    def backward_from_delta(self, delta: Array) -> Array:
+        """Back-propagate ``delta = dE/dA``, the gradient at the output layer's
+        *pre-activation*, through every layer; returns ``dE/dX`` and fills every ``grads``.
+
+        This is the classic answer's output delta: for softmax + cross-entropy (and sigmoid
+        + binary cross-entropy, linear + squared error) ``dE/dA = (Y - T) / N``. Passing
+        ``Y - T`` to :meth:`backward` instead would push it through the softmax's Jacobian a
+        second time: that is the trap this method avoids.
+
+        Parameters
+        ----------
+        delta : array of exactly the output's shape
 
         Returns
         -------
         dEdX : array of the input's shape
         """
-        for layer in reversed(self.layers):
-            dEdY = layer.backward(dEdY)
+        delta = self._check_output_gradient(delta, "delta")
+        out = self._output_layer()
+        with self._lock:
+            dEdY = out.backward_from_delta(delta)
+            for layer in reversed(self.layers[:-1]):
+                dEdY = layer.backward(dEdY)
         return dEdY
 
-    def _backward_from_output_delta(self, delta: Array) -> None:
+    def _check_output_gradient(self, G: Array, name: str) -> Array:
+        check_backend(G, self.backend, name)
+        G = checks.detached(G)
+        if self._last_output_shape is None:
+            raise RuntimeError(f"{name}: call forward(X) before back-propagating")
+        if tuple(G.shape) != self._last_output_shape:
+            raise ValueError(
+                f"{name} must have exactly the shape of the last forward's output "
+                f"{self._last_output_shape}, got {tuple(G.shape)} (no broadcasting)"
+            )
+        if G.dtype != self.dtype:
+            if not self.xp.isdtype(G.dtype, "real floating"):
+                raise TypeError(f"{name} must hold real floating numbers, got {G.dtype}")
+            G = self.xp.astype(G, self.dtype)
+        return G
+
+    def _backward_from_output_delta(self, delta: Array, layers: list | None = None) -> None:
         """Back-propagate a loss's ``dE/dA`` of the output layer, down to the first layer
         with parameters (whose ``dE/dX`` nobody needs)."""
-        stop = self._first_trainable
-        last = len(self.layers) - 1
-        delta = self._output_layer().backward_from_delta(delta, need_dX=last > stop)
-        for i in range(last - 1, stop - 1, -1):
-            delta = self.layers[i].backward(delta, need_dX=i > stop)
+        _backprop_delta(self.layers if layers is None else layers, delta, self._first_trainable)
 
-    def _output_layer(self) -> ActivatedLayer:
-        out = self.layers[-1]
+    def _output_layer(self, layers: list | None = None) -> ActivatedLayer:
+        out = (self.layers if layers is None else layers)[-1]
         if not isinstance(out, ActivatedLayer):
             raise ValueError(
                 f"a loss or a mask needs a Dense or Activation output layer, not {out.label}"
             )
         return out
 
-    def _loss_and_delta(self, X: Array, T: Array, loss: Loss, mask: Array, training: bool) -> Array:
-        """Forward, the loss summed over samples (left on the device) and the backward pass
-        of the mean loss; fills every layer's ``grads``."""
-        self._forward(X, training, mask)
-        total, delta = loss.total_and_delta(self._output_layer().output(), T, self.xp, mask)
-        self._backward_from_output_delta(delta)
-        return total
+    def _loss_and_delta(
+        self,
+        X: Array,
+        T: Array,
+        loss: Loss,
+        mask: Array,
+        training: bool,
+        layers: list | None = None,
+        check: bool = False,
+    ) -> tuple[Array, Any]:
+        """Forward, the loss and the backward pass of the mean loss; fills ``grads``.
+
+        Returns ``(total, count)``: the loss summed over the counted rows plus ``count``
+        times the regularization penalty, and the number of counted rows (rows with at least
+        one allowed output under a mask); ``total / count`` is the mean loss. Both may be
+        device arrays: nothing is read back here.
+        """
+        layers = self.layers if layers is None else layers
+        _run_forward(layers, X, training, mask, check=check)
+        out = self._output_layer(layers).output()
+        count = loss.count(out.A, self.xp, mask)
+        total, delta = loss.total_and_delta(out, T, self.xp, mask, count=count)
+        _backprop_delta(layers, delta, self._first_trainable)
+        penalty = _add_regularization(layers)
+        if penalty is not None:
+            total = total + penalty * count
+        return total, count
+
+    def _inference_loss(self, X: Array, T: Array, loss: Loss, mask: Array) -> tuple:
+        """``(Y, total, count)`` in inference mode on twins of the layers (their own caches
+        untouched); ``total`` includes ``count`` times the regularization penalty."""
+        twins = [_shadow(layer) for layer in self.layers]
+        Y = _run_forward(twins, X, False, mask, check=True)
+        out = self._output_layer(twins).output()
+        count = loss.count(out.A, self.xp, mask)
+        total, _ = loss.total_and_delta(out, T, self.xp, mask, count=count)
+        penalty = _penalty(twins)
+        if penalty is not None:
+            total = total + penalty * count
+        return Y, total, count
 
     def prepare(
         self, X: Array, T: Array, loss: str | Loss, mask: Array = None, check_finite: bool = True
@@ -251,7 +354,7 @@ class Sequential:
         T = self.check_targets(T, loss, out_shape, mask)
         if check_finite:
             for name, values in (("X", X), ("T", T)):
-                if not self._all_finite(values):
+                if not checks.all_finite(self.xp, values):
                     raise ValueError(
                         f"{name} holds NaN or inf values; clean the data, or pass "
                         f"check_finite=False to train on it anyway"
@@ -259,29 +362,25 @@ class Sequential:
         return X, T, loss, mask
 
     def _all_finite(self, values: Array, block: int = 1 << 20) -> bool:
-        """``all(isfinite(values))`` over blocks of rows (a bounded temporary, not a boolean
-        copy of the whole data set), read back once."""
-        xp = self.xp
-        n = values.shape[0]
-        rows = max(1, block // max(1, math.prod(values.shape[1:])))
-        blocks = (values[i : min(i + rows, n), ...] for i in range(0, n, rows))
-        flags = [xp.all(xp.isfinite(part)) for part in blocks]
-        return bool(xp.all(xp.stack(flags)))
+        return checks.all_finite(self.xp, values, block)
 
     def loss_and_gradient(
         self, X: Array, T: Array, loss: str | Loss, *, mask: Array = None, check_finite: bool = True
     ) -> tuple[float, list[dict[str, Array]]]:
         """The mean loss on ``(X, T)`` and its gradient with respect to every parameter.
 
-        Dropout is off (inference mode), so the result is deterministic.
+        Dropout is off (inference mode), so the result is deterministic. The loss includes
+        every layer's regularization penalty and the gradient its gradient. Safe to call
+        from several threads at once; each layer's ``grads`` holds the last call's result.
 
         Parameters
         ----------
         X : array of shape (n_samples, ..., n_inputs)
-        T : array of the output's shape, or integer class labels (n_samples, ...) for
-            cross_entropy
+        T : array of the output's shape, or integer class labels (the output's shape without
+            its last axis) for cross_entropy
         loss : {"mse", "cross_entropy", "binary_cross_entropy"}
         mask : array of the output's shape, optional
+            The mean runs over the rows with at least one allowed output (``N`` counts them).
         check_finite : bool
             Refuse NaN/inf in ``X`` and ``T`` (``ValueError``); False skips the check.
 
@@ -292,42 +391,62 @@ class Sequential:
             ``grads[i] == {"W": dE/dW, "b": dE/db}`` for a Dense layer, ``{}`` otherwise.
         """
         X, T, loss, mask = self.prepare(X, T, loss, mask, check_finite)
-        total = self._loss_and_delta(X, T, loss, mask, training=False)
-        for layer in self.layers[: self._first_trainable]:
-            layer.grads = {}
-        return float(total) / math.prod(X.shape[:-1]), [dict(layer.grads) for layer in self.layers]
+        twins = [_shadow(layer) for layer in self.layers]
+        total, count = self._loss_and_delta(X, T, loss, mask, False, twins, check=True)
+        for twin in twins[: self._first_trainable]:
+            twin.grads = {}
+        grads = [dict(twin.grads) for twin in twins]
+        for layer, g in zip(self.layers, grads):
+            layer.grads = dict(g)
+        return float(total) / max(float(count), 1.0), grads
 
     def predict(self, X: Array, batch_size: int | None = None, *, mask: Array = None) -> Array:
         """The network's output in inference mode, in chunks of ``batch_size`` rows if given.
 
+        Leaves the layers' caches (a pending :meth:`backward`) untouched and keeps no
+        activation alive once it returns; safe to call from several threads at once.
+
         Returns
         -------
-        Y : array of shape (n_samples, ..., n_outputs)
+        Y : array of the output's shape; ``(0, ..., K)`` for 0 rows
         """
-        X = self.check_inputs(X)
-        mask = self.check_mask(mask, self.output_shape(X))
+        X = checks.check_inputs(self, X, allow_empty=True)
+        out_shape = self.output_shape(X)
+        mask = self.check_mask(mask, out_shape)
         n = X.shape[0]
+        if n == 0:
+            return self.xp.zeros(out_shape, dtype=self.dtype, device=self.backend.device)
+        if batch_size is not None:
+            batch_size = training.check_batch_size(batch_size)
+        twins = [_shadow(layer) for layer in self.layers]
         if batch_size is None or batch_size >= n:
-            return self._forward(X, False, mask)
-        training.check_batch_size(batch_size)
+            return _run_forward(twins, X, False, mask, check=True)
         parts = []
         for start in range(0, n, batch_size):
             rows = slice(start, min(start + batch_size, n))
             parts.append(
-                self._forward(X[rows, ...], False, None if mask is None else mask[rows, ...])
+                _run_forward(
+                    twins,
+                    X[rows, ...],
+                    False,
+                    None if mask is None else mask[rows, ...],
+                    check=True,
+                )
             )
         return self.xp.concat(parts, axis=0)
 
     def evaluate(
         self, X: Array, T: Array, loss: str | Loss, *, mask: Array = None
     ) -> dict[str, float]:
-        """Loss on ``(X, T)``, and accuracy for the classification losses.
+        """Loss on ``(X, T)`` (regularization penalty included), and accuracy for the
+        classification losses.
 
         Returns
         -------
         dict
             ``{"loss": float}`` plus ``"accuracy"`` for cross_entropy (arg-max over the last
-            axis) and binary_cross_entropy (threshold 0.5).
+            axis) and binary_cross_entropy (threshold 0.5). Under a mask, rows with every
+            output masked count in neither.
         """
         X, T, loss, mask = self.prepare(X, T, loss, mask)
         return training.evaluate(self, X, T, loss, mask)
@@ -352,16 +471,18 @@ class Sequential:
         return [{k: xp.asarray(v, copy=True) for k, v in p.items()} for p in self.parameters()]
 
     def set_weights(self, weights: list[dict[str, Array]]) -> None:
-        """Put a snapshot from :meth:`get_weights` back (copied, shapes checked)."""
+        """Put a snapshot from :meth:`get_weights` back (copied, names and shapes checked
+        for every layer before anything changes)."""
         if len(weights) != len(self.layers):
             raise ValueError(f"expected weights for {len(self.layers)} layers, got {len(weights)}")
         for layer, values in zip(self.layers, weights):
-            if set(values) != set(layer.params):
-                raise ValueError(
-                    f"{layer.label} has parameters {sorted(layer.params)}, got {sorted(values)}"
-                )
+            _check_layer_weights(layer, values)
+            for value in values.values():
+                check_backend(value, self.backend, f"{layer.label} weights")
+        xp = self.xp
+        for layer, values in zip(self.layers, weights):
             for name, value in values.items():
-                setattr(layer, name, value)
+                layer.params[name] = xp.astype(value, self.dtype, copy=True)
 
     def save(self, path: Any, optimizer: Any = None) -> Any:
         """Write the network (and optimizer state) to ``path``; see :func:`nnxp.io.save`."""
@@ -372,11 +493,16 @@ class Sequential:
     def to_backend(self, name: str, device: Any = None, *, optimizer: Any = None) -> Sequential:
         """Move the network (and ``optimizer``'s state) to backend ``name``, in place.
 
+        An optimizer used with this network and not passed here cannot be used with it
+        afterwards (its state stayed behind): ``fit`` refuses it.
+
         Returns
         -------
         Sequential
             ``self``, for chaining.
         """
+        if optimizer is not None:
+            training.check_optimizer(self, optimizer)
         with use_backend(name, device) as target:
             dtype = target.dtype(self.backend.dtype_name(self.dtype))
             ctx = BuildContext(target, dtype, None, Generator(target, self.seed))
@@ -385,6 +511,10 @@ class Sequential:
             if optimizer is not None:
                 optimizer.move(target)
         self.backend, self.dtype, self.xp, self.rng = target, dtype, target.xp, ctx.rng
+        self._placement += 1
+        self._last_output_shape = None
+        if optimizer is not None:
+            training.claim_optimizer(self, optimizer)
         return self
 
     def __reduce__(self) -> tuple:
@@ -410,6 +540,9 @@ class Sequential:
     ) -> Sequential:
         """Build a network from :meth:`get_config` and per-layer weights.
 
+        No random initial weights are drawn: the layers are built empty and take ``weights``,
+        copied (the new network never shares memory with ``weights``).
+
         Parameters
         ----------
         config : dict
@@ -432,27 +565,24 @@ class Sequential:
             device = current.device
         with use_backend(name, device) as target:
             layers = [layer_from_config(c) for c in config["layers"]]
-            net = cls(layers, seed=config["seed"], dtype=dtype)
             if len(weights) != len(layers):
                 raise ValueError(
                     f"weights for {len(weights)} layers, the network has {len(layers)}"
                 )
+            net = cls.__new__(cls)
+            net._setup(layers, config["seed"], dtype, draw=False)
             for layer, values in zip(layers, weights):
-                if set(values) != set(layer.params):
-                    raise ValueError(
-                        f"{layer.label} has parameters {sorted(layer.params)}, got {sorted(values)}"
-                    )
+                _check_layer_weights(layer, values)
+            xp = target.xp
+            for layer, values in zip(layers, weights):
                 for key, value in values.items():
-                    expected = tuple(layer.params[key].shape)
-                    if tuple(value.shape) != expected:
-                        raise ValueError(
-                            f"{layer.label}.{key}: shape {tuple(value.shape)}, expected {expected}"
-                        )
-                    layer.params[key] = asarray(value, dtype=net.dtype, backend=target)
+                    value = asarray(value, dtype=net.dtype, backend=target)
+                    layer.params[key] = xp.asarray(value, copy=True)
         return net
 
     def clone(self, *, backend: str | None = None, dtype: Any = None) -> Sequential:
-        """A copy of this network (weights included), optionally on another backend/dtype."""
+        """An independent copy of this network (weights copied, no memory shared),
+        optionally on another backend/dtype."""
         name = backend or self.backend.name
         return Sequential.from_config(
             self.get_config(),
@@ -461,6 +591,110 @@ class Sequential:
             device=self.backend.device if name == self.backend.name else None,
             dtype=self.backend.dtype_name(self.dtype) if dtype is None else dtype,
         )
+
+
+def _check_layer_weights(layer: Layer, values: dict) -> None:
+    if not isinstance(values, dict) or set(values) != set(layer.params):
+        got = sorted(values) if isinstance(values, dict) else type(values).__name__
+        raise ValueError(f"{layer.label} has parameters {sorted(layer.params)}, got {got}")
+    for key, value in values.items():
+        expected = tuple(layer.params[key].shape)
+        if tuple(getattr(value, "shape", ())) != expected:
+            raise ValueError(
+                f"{layer.label}.{key}: shape {tuple(getattr(value, 'shape', ()))}, "
+                f"expected {expected}"
+            )
+
+
+def _call_forward(layer: Layer, X: Array, training: bool, sequence_mask: Array) -> Array:
+    if sequence_mask is not None and getattr(layer, "takes_sequence_mask", False):
+        return layer.forward(X, training=training, sequence_mask=sequence_mask)  # type: ignore[call-arg]
+    return layer.forward(X, training=training)
+
+
+def _run_forward(
+    layers: list,
+    X: Array,
+    training: bool,
+    mask: Array = None,
+    sequence_mask: Array = None,
+    check: bool = False,
+) -> Array:
+    """Each layer's forward in turn (``mask``: the output softmax's; ``sequence_mask``: the
+    timestep mask, given to layers with ``takes_sequence_mask``). With ``check``, each
+    layer's output must have the shape its ``output_shape`` declares."""
+    last = len(layers) - 1
+    for i, layer in enumerate(layers):
+        shape = tuple(X.shape)
+        if i < last or mask is None:
+            X = _call_forward(layer, X, training, sequence_mask)
+        elif not isinstance(layer, ActivatedLayer):
+            raise ValueError(f"a mask needs a Dense or Activation output layer, not {layer.label}")
+        else:
+            X = layer.forward(X, training=training, mask=mask)
+        if check and hasattr(layer, "output_shape"):
+            declared = tuple(layer.output_shape(shape))
+            got = tuple(X.shape)
+            if len(declared) != len(got) or any(
+                d is not None and d != g for d, g in zip(declared, got)
+            ):
+                raise ValueError(
+                    f"{layer.label} declares output shape {declared} for input {shape} but "
+                    f"its forward returned {got}: fix the layer's output_shape or forward"
+                )
+    return X
+
+
+def _backprop_delta(layers: list, delta: Array, stop: int) -> None:
+    """``dE/dA`` of the output layer down to layer ``stop`` (whose ``dE/dX`` is not needed)."""
+    last = len(layers) - 1
+    delta = layers[-1].backward_from_delta(delta, need_dX=last > stop)
+    for i in range(last - 1, stop - 1, -1):
+        delta = layers[i].backward(delta, need_dX=i > stop)
+
+
+def _add_regularization(layers: list) -> Array:
+    """Add every layer's regularization gradient to its ``grads``; the summed penalty (a 0-d
+    array) or None when no layer has one."""
+    penalty = None
+    for layer in layers:
+        regularization = getattr(layer, "regularization", None)
+        if regularization is None:
+            continue
+        value, grads = regularization()
+        if value is not None:
+            penalty = value if penalty is None else penalty + value
+        for name, g in (grads or {}).items():
+            _add_grad(layer, name, g)
+    return penalty
+
+
+def _add_grad(layer: Layer, name: str, g: Array) -> None:
+    """``layer.grads[name] += g`` without writing into the arrays; a wrapper whose ``grads``
+    is a view over its parts (``"part.name"``) gets it in that part."""
+    merged = dict(layer.grads)
+    merged[name] = merged[name] + g if name in merged else g
+    try:
+        layer.grads = merged
+        return
+    except (TypeError, AttributeError):
+        pass
+    prefix, _, rest = name.partition(".")
+    parts = getattr(layer, "_parts", None)
+    if not rest or not isinstance(parts, dict) or prefix not in parts:
+        raise TypeError(f"{layer.label}: cannot add the regularization gradient of {name!r}")
+    _add_grad(parts[prefix], rest, g)
+
+
+def _penalty(layers: list) -> Array:
+    """The summed regularization penalty of ``layers`` (None when none has one)."""
+    penalty = None
+    for layer in layers:
+        regularization = getattr(layer, "regularization", None)
+        value = None if regularization is None else regularization()[0]
+        if value is not None:
+            penalty = value if penalty is None else penalty + value
+    return penalty
 
 
 def _unpickle(backend: str, config: dict, dtype: str, host: list) -> Sequential:

@@ -1,30 +1,51 @@
 """Optimizers whose steps match ``torch.optim.SGD``, ``Adam`` and ``AdamW`` step for step.
 
-An optimizer updates a network's parameter dicts from its gradient dicts
-(``net.parameters()``, ``net.gradients()``). Updates are in place (``p -= ...``: the
-standard's in-place operators) where the array library allows, and rebind the dict entry
-where it does not. State (momentum, moments) is created lazily with ``zeros_like`` on the
-parameters' own backend and device; nothing is copied to the host.
+Every optimizer has two faces over one piece of arithmetic:
+
+- **functional** (what a pure or compiled training step calls)::
+
+      state = opt.init_state(params)                       # {"step": 0, "slots": [...]}
+      params, state = opt.update(params, grads, state)     # new lists/dicts, nothing mutated
+
+  ``params`` and ``grads`` are lists with one ``{name: array}`` dict per layer (what
+  ``net.parameters()``/``net.gradients()`` give); ``state`` is a plain pytree (dict, lists,
+  arrays and the step count as an int or a 0-d integer array), so ``jax.jit`` can trace it
+  and immutable arrays (jax) work.
+- **object** (``opt.step(params, grads)``, ``snapshot``, ``restore``, ``move``): a thin
+  wrapper that keeps the state on the optimizer and writes the new arrays back into the
+  layers' dicts. It updates in place where the array library allows (the same numbers, less
+  allocation), which the functional form does only when asked (``inplace=True``).
+
+State (momentum, moments) lives on the parameters' own backend and device; nothing is
+copied to the host.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
 from array_api_compat import array_namespace
 
-from .backend import asarray
+from .backend import array_library, asarray
 
 Array = Any
 Params = list  # list of dict[str, Array], one dict per layer
+State = dict  # {"step": int or 0-d int array, "slots": list[dict[str, dict[str, Array]]]}
 
 
 def _check_number(
     name: str, value: Any, low: float, high: float = math.inf, *, high_open=True
 ) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    """``value`` as a float when it is a real number (Python or NumPy scalar) in range."""
+    if (
+        isinstance(value, bool)
+        or type(value).__name__ in ("bool_", "bool")
+        or not isinstance(value, numbers.Real)
+        or math.isnan(value)
+    ):
         raise ValueError(f"{name} must be a number, got {value!r}")
     above = value >= high if high_open else value > high
     if value < low or above:
@@ -33,25 +54,117 @@ def _check_number(
     return float(value)
 
 
+def _mutable(p: Array) -> bool:
+    """Whether in-place operators work on ``p`` (not on jax arrays)."""
+    return array_library(p) != "jax"
+
+
 class Optimizer:
-    """Base class: ``step(params, grads)`` updates every parameter that has a gradient."""
+    """Base class. Subclasses define ``slot_names`` and :meth:`_update_one`."""
+
+    slot_names: tuple[str, ...] = ()
 
     def __init__(self, lr: float) -> None:
         self.lr = _check_number("lr", lr, 0.0)
         self.state: list[dict[str, dict[str, Array]]] | None = None
         self.steps = 0
 
-    def _state_for(self, params: Params, names: tuple[str, ...]) -> list:
-        if self.state is None:
-            self.state = [
+    # ------------------------------------------------------------------ functional form
+    def init_state(self, params: Params) -> State:
+        """The state before the first step: step count 0 and zero slots shaped as ``params``.
+
+        Parameters
+        ----------
+        params : list of dict of str to array
+
+        Returns
+        -------
+        dict
+            ``{"step": 0, "slots": [{name: {slot: zeros_like(p)}}]}`` (slots are empty
+            dicts for an optimizer without state, e.g. SGD without momentum).
+        """
+        names = self.slot_names
+        return {
+            "step": 0,
+            "slots": [
                 {k: {n: _zeros_like(p) for n in names} for k, p in layer.items()}
                 for layer in params
-            ]
-        return self.state
+            ],
+        }
 
+    def update(
+        self, params: Params, grads: Params, state: State, *, inplace: bool = False
+    ) -> tuple[Params, State]:
+        """One step: the new parameters and state; the inputs are left untouched.
+
+        Parameters
+        ----------
+        params : list of dict of str to array
+            One dict per layer.
+        grads : list of dict of str to array
+            Same layout; a parameter without a gradient is carried over unchanged.
+        state : dict
+            From :meth:`init_state` or a previous :meth:`update`.
+        inplace : bool
+            Write into ``params`` and the state's arrays where the library allows (not on
+            jax): the same numbers, less allocation; for callers that own those arrays.
+
+        Returns
+        -------
+        params, state
+            New lists and dicts (the arrays are new too unless ``inplace``).
+        """
+        t = state["step"] + 1
+        coefficients = self._coefficients(t)
+        new_params, new_slots = [], []
+        for layer, layer_grads, layer_slots in zip(params, grads, state["slots"]):
+            new_layer, new_layer_slots = dict(layer), dict(layer_slots)
+            for name, g in layer_grads.items():
+                p = layer[name]
+                new_layer[name], new_layer_slots[name] = self._update_one(
+                    p, g, layer_slots[name], t, coefficients, inplace and _mutable(p)
+                )
+            new_params.append(new_layer)
+            new_slots.append(new_layer_slots)
+        return new_params, {"step": t, "slots": new_slots}
+
+    def _coefficients(self, t: Any) -> Any:
+        """Per-step numbers shared by every parameter (Adam's bias corrections)."""
+        return None
+
+    def _update_one(
+        self, p: Array, g: Array, slots: dict, t: Any, coefficients: Any, inplace: bool
+    ) -> tuple[Array, dict]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ object API
     def step(self, params: Params, grads: Params) -> None:
         """Update ``params`` (a list of dicts, changed in place) from ``grads``."""
-        raise NotImplementedError
+        if self.state is None:
+            slots = self.init_state(params)["slots"]
+        else:
+            slots = self.state
+        new_params, new_state = self.update(
+            params, grads, {"step": self.steps, "slots": slots}, inplace=True
+        )
+        for layer, new_layer in zip(params, new_params):
+            for name in layer:
+                layer[name] = new_layer[name]
+        self.steps = new_state["step"]
+        self.state = new_state["slots"] if self.slot_names else None
+
+    def get_functional_state(self, params: Params) -> State:
+        """This optimizer's state in the functional form (``init_state`` if it has none)."""
+        if self.state is None:
+            return {"step": self.steps, "slots": self.init_state(params)["slots"]}
+        return {"step": self.steps, "slots": self.state}
+
+    def set_functional_state(self, state: State) -> None:
+        """Keep ``state`` (from :meth:`update`) as this optimizer's state; a 0-d step count
+        array is read back to an int (once, outside any step)."""
+        step = state["step"]
+        self.steps = int(step)
+        self.state = state["slots"] if self.slot_names else None
 
     def move(self, backend: Any) -> None:
         """Carry the state over to another backend (see ``Sequential.to_backend``)."""
@@ -87,7 +200,10 @@ def _copy_state(state: list | None) -> list | None:
         return None
     return [
         {
-            k: {n: array_namespace(a).asarray(a, copy=True) for n, a in s.items()}
+            k: {
+                n: a if not _mutable(a) else array_namespace(a).asarray(a, copy=True)
+                for n, a in s.items()
+            }
             for k, s in layer.items()
         }
         for layer in state
@@ -130,23 +246,25 @@ class SGD(Optimizer):
         if nesterov and self.momentum == 0.0:
             raise ValueError("nesterov momentum needs momentum > 0")
         self.nesterov = bool(nesterov)
+        self.slot_names = ("momentum_buffer",) if self.momentum else ()
 
-    def step(self, params: Params, grads: Params) -> None:
+    def _update_one(self, p, g, slots, t, coefficients, inplace):
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
-        state = self._state_for(params, ("momentum_buffer",)) if mu else []
-        for i, (layer, layer_grads) in enumerate(zip(params, grads)):
-            for name, g in layer_grads.items():
-                p = layer[name]
-                if wd:
-                    g = g + wd * p
-                if mu:
-                    buf = state[i][name]["momentum_buffer"]
-                    buf *= mu  # zero at the first step, so buf becomes g as in PyTorch
-                    buf += g
-                    state[i][name]["momentum_buffer"] = buf
-                    g = g + mu * buf if self.nesterov else buf
-                layer[name] -= lr * g
-        self.steps += 1
+        if wd:
+            g = g + wd * p
+        if mu:
+            buf = slots["momentum_buffer"]
+            if inplace:
+                buf *= mu  # zero at the first step, so buf becomes g as in PyTorch
+                buf += g
+            else:
+                buf = buf * mu + g
+            slots = {"momentum_buffer": buf}
+            g = g + mu * buf if self.nesterov else buf
+        if inplace:
+            p -= lr * g
+            return p, slots
+        return p - lr * g, slots
 
     def get_config(self) -> dict:
         return {
@@ -167,6 +285,10 @@ class Adam(Optimizer):
         v = beta2 * v + (1 - beta2) * g * g
         p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 
+    The bias corrections are Python floats (float64) when the step count ``t`` is an int,
+    as in PyTorch; inside a compiled step, where ``t`` is a 0-d array, they are computed on
+    the device in the parameters' dtype.
+
     Parameters
     ----------
     lr : float >= 0
@@ -175,6 +297,8 @@ class Adam(Optimizer):
     weight_decay : float >= 0
     decoupled : bool
     """
+
+    slot_names = ("exp_avg", "exp_avg_sq")
 
     def __init__(
         self,
@@ -185,40 +309,54 @@ class Adam(Optimizer):
         decoupled: bool = False,
     ) -> None:
         super().__init__(lr)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        try:
+            pair = None if isinstance(betas, (str, bytes)) else tuple(betas)
+        except TypeError:
+            pair = None
+        if pair is None or len(pair) != 2:
             raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
         self.betas = (
-            _check_number("betas[0]", betas[0], 0.0, 1.0),
-            _check_number("betas[1]", betas[1], 0.0, 1.0),
+            _check_number("betas[0]", pair[0], 0.0, 1.0),
+            _check_number("betas[1]", pair[1], 0.0, 1.0),
         )
         self.eps = _check_number("eps", eps, 0.0)
         self.weight_decay = _check_number("weight_decay", weight_decay, 0.0)
         self.decoupled = bool(decoupled)
 
-    def step(self, params: Params, grads: Params) -> None:
-        state = self._state_for(params, ("exp_avg", "exp_avg_sq"))
-        self.steps += 1
+    def _coefficients(self, t):
+        b1, b2 = self.betas
+        if isinstance(t, numbers.Integral):
+            t = int(t)
+            return self.lr / (1.0 - b1**t), math.sqrt(1.0 - b2**t), None
+        return None, None, t  # computed per dtype in _update_one (a traced step count)
+
+    def _update_one(self, p, g, slots, t, coefficients, inplace):
         lr, (b1, b2), eps, wd = self.lr, self.betas, self.eps, self.weight_decay
-        step_size = lr / (1.0 - b1**self.steps)
-        root_bc2 = math.sqrt(1.0 - b2**self.steps)
-        xp = None
-        for i, (layer, layer_grads) in enumerate(zip(params, grads)):
-            for name, g in layer_grads.items():
-                p = layer[name]
-                xp = xp or array_namespace(p)
-                if wd and self.decoupled:
-                    p *= 1.0 - lr * wd
-                    layer[name] = p
-                elif wd:
-                    g = g + wd * p
-                s = state[i][name]
-                m, v = s["exp_avg"], s["exp_avg_sq"]
-                m *= b1
-                m += (1.0 - b1) * g
-                v *= b2
-                v += (1.0 - b2) * (g * g)
-                s["exp_avg"], s["exp_avg_sq"] = m, v
-                layer[name] -= step_size * (m / (xp.sqrt(v) / root_bc2 + eps))
+        xp = array_namespace(p)
+        step_size, root_bc2, traced_t = coefficients
+        if traced_t is not None:
+            tf = xp.astype(traced_t, p.dtype)
+            step_size = lr / (1.0 - b1**tf)
+            root_bc2 = xp.sqrt(1.0 - b2**tf)
+        if wd and self.decoupled:
+            if inplace:
+                p *= 1.0 - lr * wd
+            else:
+                p = p * (1.0 - lr * wd)
+        elif wd:
+            g = g + wd * p
+        m, v = slots["exp_avg"], slots["exp_avg_sq"]
+        if inplace:
+            m *= b1
+            m += (1.0 - b1) * g
+            v *= b2
+            v += (1.0 - b2) * (g * g)
+            p -= step_size * (m / (xp.sqrt(v) / root_bc2 + eps))
+            return p, {"exp_avg": m, "exp_avg_sq": v}
+        m = m * b1 + (1.0 - b1) * g
+        v = v * b2 + (1.0 - b2) * (g * g)
+        p = p - step_size * (m / (xp.sqrt(v) / root_bc2 + eps))
+        return p, {"exp_avg": m, "exp_avg_sq": v}
 
     def get_config(self) -> dict:
         return {

@@ -7,6 +7,10 @@ The Array API standard has no random module. Two needs, two answers:
 - Per-step randomness (shuffling, dropout masks) comes from the backend's own generator on
   its device (NumPy ``Generator``, ``torch.Generator``, CuPy's ``RandomState``; array-api-strict
   via NumPy), so no host-to-device copy happens inside a training step.
+- On jax the generator is a ``jax.random`` key: each draw splits it. Its state *is* the key
+  (``get_state`` returns it, ``set_state`` takes one), so a pure training step can take the
+  key in and hand the advanced key back, and ``jax.jit`` draws fresh masks at every step
+  instead of freezing one host mask into the compiled program.
 """
 
 from __future__ import annotations
@@ -91,6 +95,11 @@ class Generator:
 
             self._gen = torch.Generator(device=backend.device)
             self._gen.manual_seed(seed)
+        elif backend.name == "jax":
+            import jax
+
+            with jax.default_device(backend.device):
+                self._gen = jax.random.key(seed % 2**32)
         elif backend.name == "cupy":
             import cupy
 
@@ -102,6 +111,10 @@ class Generator:
     def permutation(self, n: int) -> Any:
         """A random permutation of ``0..n-1`` as an integer array on the device."""
         name = self.backend.name
+        if name == "jax":
+            import jax
+
+            return jax.random.permutation(self._next_key(), n)
         if name == "torch":
             import torch
 
@@ -117,6 +130,10 @@ class Generator:
     def uniform(self, shape: tuple[int, ...], dtype: Any) -> Any:
         """Uniform numbers in ``[0, 1)`` of ``shape`` and float ``dtype`` on the device."""
         name = self.backend.name
+        if name == "jax":
+            import jax
+
+            return jax.random.uniform(self._next_key(), shape, dtype=dtype)
         if name == "torch":
             import torch
 
@@ -129,9 +146,22 @@ class Generator:
         host = self._gen.random(shape, dtype=np.float64)
         return self.backend.xp.asarray(host, dtype=dtype, device=self.backend.device)
 
+    def _next_key(self) -> Any:
+        """jax: split the key, keep one half as the new state, return the other to draw with."""
+        import jax
+
+        self._gen, key = jax.random.split(self._gen)
+        return key
+
     def get_state(self) -> Any:
-        """An opaque snapshot of the generator, for :meth:`set_state`."""
+        """An opaque snapshot of the generator, for :meth:`set_state`.
+
+        On jax it is the key itself (an immutable array, traceable): a pure step takes it as
+        an argument and returns the advanced one.
+        """
         name = self.backend.name
+        if name == "jax":
+            return self._gen
         if name == "torch":
             return self._gen.get_state()
         if name == "cupy":
@@ -143,7 +173,9 @@ class Generator:
     def set_state(self, state: Any) -> None:
         """Return the generator to a snapshot taken with :meth:`get_state`."""
         name = self.backend.name
-        if name == "torch":
+        if name == "jax":
+            self._gen = state
+        elif name == "torch":
             self._gen.set_state(state)
         elif name == "cupy":
             import copy

@@ -1,22 +1,33 @@
 """The minibatch loop: shuffling, validation, history, early stopping, a progress bar.
 
 The loop never reads an array back to the host inside a step: batch losses stay on the
-device and are summed and read once per epoch. Recovery when something goes wrong between
-two reads (a non-finite loss, a KeyboardInterrupt) replays the epoch from a snapshot taken
-at its start, so the network ends with exactly the weights of the last good step.
+device and are read once per epoch (and added up on the host in float64, so finite batch
+losses never overflow). The rows' order of each epoch is drawn on the host from the seed
+(one small transfer per epoch), so every backend sees the same batches.
+
+Recovery: a non-finite loss replays the epoch from a snapshot taken at its start, so the
+network ends with exactly the weights of the last step whose loss was finite. Ctrl-C
+(SIGINT, in the main thread) is deferred to the end of the running step: ``fit`` then raises
+``KeyboardInterrupt`` at once, leaving the weights and optimizer state after the last
+completed step (no replay).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import signal
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import checks
+from .backend import asarray, to_numpy
 from .losses import Loss
 from .optimizers import Optimizer, get_optimizer
-from .random import Generator
+from .random import host_generator
 
 Array = Any
 
@@ -69,29 +80,68 @@ class EarlyStopping:
     restore_best_weights: bool = True
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.patience, bool)
-            or not isinstance(self.patience, int)
-            or self.patience < 0
-        ):
-            raise ValueError(f"patience must be a non-negative integer, got {self.patience!r}")
+        self.patience = checks.integer("patience", self.patience)
+        self.min_delta = checks.real("min_delta", self.min_delta)
+        if self.monitor is not None and not isinstance(self.monitor, str):
+            raise ValueError(f"monitor must be a history key (a str), got {self.monitor!r}")
         if self.mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', got {self.mode!r}")
 
 
 def check_batch_size(batch_size: Any) -> int:
-    """Return ``batch_size`` if it is a positive integer, else raise ``ValueError``."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return batch_size
+    """Return ``batch_size`` as an int if it is a positive integer (NumPy integers too),
+    else raise ``ValueError``."""
+    return checks.integer("batch_size", batch_size, 1)
 
 
+# ---------------------------------------------------------------------- optimizer ownership
+def check_optimizer(net: Any, optimizer: Optimizer) -> None:
+    """Refuse an optimizer that belongs to other parameters: one used with another network,
+    or with this one before ``to_backend`` moved it without ``optimizer=``."""
+    owner = getattr(optimizer, "_nnxp_owner", None)
+    if owner is not None:
+        ref, placement = owner
+        if ref() is not net:
+            raise ValueError(
+                f"this {type(optimizer).__name__} belongs to the parameters of another network "
+                f"(its state holds their moments and step count); create a new optimizer for "
+                f"this network"
+            )
+        if placement != net._placement:
+            raise ValueError(
+                f"this {type(optimizer).__name__}'s state stayed behind when the network moved "
+                f"with to_backend; pass optimizer= to to_backend to move it too, or create a "
+                f"new optimizer"
+            )
+        return
+    state = getattr(optimizer, "state", None)
+    if state is None:
+        return
+    params = net.parameters()
+    shapes = [{k: tuple(v.shape) for k, v in p.items()} for p in params]
+    try:
+        theirs = [{k: tuple(s[next(iter(s))].shape) for k, s in layer.items()} for layer in state]
+    except (AttributeError, StopIteration, TypeError):
+        theirs = None
+    if theirs != shapes:
+        raise ValueError(
+            f"this {type(optimizer).__name__} holds state for parameters of other shapes than "
+            f"this network's; create a new optimizer for this network"
+        )
+
+
+def claim_optimizer(net: Any, optimizer: Optimizer) -> None:
+    """Mark ``optimizer`` as belonging to ``net``'s parameters (where they are now)."""
+    optimizer._nnxp_owner = (weakref.ref(net), net._placement)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------- early stopping
 def _early_stopping(option: Any, has_validation: bool) -> EarlyStopping | None:
     if option is None or option is False:
         return None
     if option is True:
         option = EarlyStopping()
-    elif isinstance(option, int):
+    elif isinstance(option, int) and not isinstance(option, bool):
         option = EarlyStopping(patience=option)
     elif isinstance(option, dict):
         option = EarlyStopping(**option)
@@ -111,28 +161,60 @@ def _early_stopping(option: Any, has_validation: bool) -> EarlyStopping | None:
     return option
 
 
+def _history_keys(loss: Loss, has_validation: bool) -> list[str]:
+    """The keys every epoch's logs will hold."""
+    keys = ["loss"]
+    if has_validation:
+        keys.append("val_loss")
+        if loss.name in ("cross_entropy", "binary_cross_entropy"):
+            keys.append("val_accuracy")
+    return keys
+
+
+# ---------------------------------------------------------------------- evaluation
 def evaluate(net: Any, X: Array, T: Array, loss: Loss, mask: Array = None) -> dict[str, float]:
-    """Loss and (for the classification losses) accuracy of prepared ``(X, T)``."""
+    """Loss and (for the classification losses) accuracy of prepared ``(X, T)``.
+
+    Rows with every output masked count in neither. Runs on twins of the layers, so the
+    layers' own caches are not touched.
+    """
     xp = net.xp
-    Y = net._forward(X, False, mask)
-    total, _ = loss.total_and_delta(net._output_layer().output(), T, xp, mask)
-    logs = {"loss": float(total) / math.prod(X.shape[:-1])}
-    if loss.name == "cross_entropy":
-        hits = xp.argmax(Y, axis=-1) == xp.argmax(T, axis=-1)
-        logs["accuracy"] = float(xp.mean(xp.astype(hits, Y.dtype)))
-    elif loss.name == "binary_cross_entropy":
-        hits = (Y > 0.5) == (T > 0.5)
-        logs["accuracy"] = float(xp.mean(xp.astype(hits, Y.dtype)))
+    Y, total, count = net._inference_loss(X, T, loss, mask)
+    logs = {"loss": float(total) / max(float(count), 1.0)}
+    if loss.name in ("cross_entropy", "binary_cross_entropy"):
+        if loss.name == "cross_entropy":
+            hits = xp.argmax(Y, axis=-1) == xp.argmax(T, axis=-1)
+        else:
+            hits = (Y > 0.5) == (T > 0.5)
+        if mask is not None:
+            rows = xp.any(mask, axis=-1)
+            counted = xp.sum(xp.astype(rows, Y.dtype))
+            right = xp.sum(xp.astype(hits & rows, Y.dtype))
+            logs["accuracy"] = float(right) / max(float(counted), 1.0)
+        else:
+            logs["accuracy"] = float(xp.mean(xp.astype(hits, Y.dtype)))
     return logs
+
+
+# ---------------------------------------------------------------------- one step, one epoch
+def step(net: Any, optimizer: Optimizer, Xb: Array, Tb: Array, Mb: Array, loss: Loss) -> tuple:
+    """One training step on one batch: forward, loss, backward, optimizer update.
+
+    Returns ``(total, count)`` of the batch (see ``Sequential._loss_and_delta``), left on
+    the device. The one function a compiled step (``nnxp.step``) replaces.
+    """
+    result = net._loss_and_delta(Xb, Tb, loss, Mb, training=True)
+    optimizer.step(net.parameters(), net.gradients())
+    return result
 
 
 class _Epoch:
     """One epoch's batches and the snapshot needed to replay them."""
 
     def __init__(
-        self, net: Any, optimizer: Optimizer, rng: Generator, n: int, batch_size: int, shuffle: bool
+        self, net: Any, optimizer: Optimizer, order: Array, n: int, batch_size: int
     ) -> None:
-        self.order = rng.permutation(n) if shuffle else None
+        self.order = order
         self.bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
         self.weights = net.get_weights()
         self.optimizer_state = optimizer.snapshot()
@@ -147,33 +229,86 @@ class _Epoch:
                 rows = self.order[start:stop]
                 yield [None if a is None else xp.take(a, rows, axis=0) for a in data]
 
+    def restore(self, net: Any, optimizer: Optimizer) -> None:
+        """Back to the state at the start of the epoch."""
+        net.set_weights(self.weights)
+        optimizer.restore(self.optimizer_state)
+        net.rng.set_state(self.rng_state)
 
-def _steps(net, optimizer, epoch: _Epoch, X, T, loss, mask):
-    """Train on each batch of ``epoch`` in turn; yields each batch's summed loss."""
-    params = net.parameters()
+
+def _steps(net, optimizer, epoch: _Epoch, X, T, loss, mask, interrupt=None):
+    """Train on each batch of ``epoch`` in turn; yields each batch's ``(total, count)``.
+    A deferred Ctrl-C (``interrupt`` set) ends the loop right after the running step."""
     for Xb, Tb, Mb in epoch.batches(net.xp, X, T, mask):
-        total = net._loss_and_delta(Xb, Tb, loss, Mb, training=True)
-        optimizer.step(params, net.gradients())
-        yield total
+        result = step(net, optimizer, Xb, Tb, Mb, loss)
+        yield result
+        if interrupt is not None and interrupt.is_set():
+            raise KeyboardInterrupt
 
 
 def _replay(net, optimizer, epoch: _Epoch, n_steps: int, X, T, loss, mask) -> None:
-    """Put the network back to the state after the first ``n_steps`` steps of ``epoch``."""
-    net.set_weights(epoch.weights)
-    optimizer.restore(epoch.optimizer_state)
-    net.rng.set_state(epoch.rng_state)
-    for _ in itertools.islice(_steps(net, optimizer, epoch, X, T, loss, mask), n_steps):
-        pass
+    """Put the network back to the state after the first ``n_steps`` steps of ``epoch``;
+    a second Ctrl-C while this runs restarts it rather than leaving a half-restored state."""
+    while True:
+        try:
+            epoch.restore(net, optimizer)
+            for _ in itertools.islice(_steps(net, optimizer, epoch, X, T, loss, mask), n_steps):
+                pass
+            return
+        except KeyboardInterrupt:
+            continue
 
 
-def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
-    if not enabled:
+class _DeferredInterrupt:
+    """While active (main thread, default SIGINT handler only), Ctrl-C sets a flag that the
+    loop checks after each step instead of raising in the middle of one."""
+
+    def __init__(self) -> None:
+        self.flag = threading.Event()
+        self.previous: Any = None
+
+    def __enter__(self) -> threading.Event | None:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        try:
+            if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+                return None
+            self.previous = signal.signal(signal.SIGINT, lambda *_: self.flag.set())
+        except (ValueError, OSError):  # not the main interpreter, no signals here
+            return None
+        return self.flag
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _progress_bar(enabled: bool, epochs: int) -> Any:
+    """One bar for the whole fit, epochs as its unit (off when not a terminal)."""
+    if not enabled or epochs == 0:
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc=desc, disable=None)  # disable=None: off when not a TTY
+    return tqdm(total=epochs, desc="fit", unit="epoch", disable=None)
+
+
+def _host_sum(values: list, xp: Any) -> tuple[float, list[float]]:
+    """The float64 host sum of device scalars (one transfer), and each value."""
+    if not values:
+        return 0.0, []
+    if isinstance(values[0], int):
+        host = [float(v) for v in values]
+    else:
+        host = [float(v) for v in to_numpy(xp.stack(values)).tolist()]
+    return math.fsum(host), host
+
+
+def _final_weights_finite(net: Any) -> bool:
+    xp = net.xp
+    flags = [xp.all(xp.isfinite(p)) for params in net.parameters() for p in params.values()]
+    return not flags or bool(xp.all(xp.stack(flags)))
 
 
 def fit(
@@ -203,19 +338,24 @@ def fit(
     T : array of the output's shape, or integer class labels for cross_entropy
     loss : {"mse", "cross_entropy", "binary_cross_entropy"} or Loss
     optimizer : {"adam", "sgd", "adamw"} or Optimizer, default "adam"
+        An Optimizer instance belongs to the network it is first used with.
     epochs : int >= 0
     batch_size : int >= 1
         The last batch of an epoch holds the remaining rows and may be smaller.
     shuffle : bool
-        Reshuffle the rows every epoch with the backend's generator, on the device.
+        Reshuffle the rows every epoch. The order is drawn on the host (NumPy) from the seed,
+        so the same seed gives the same batches on every backend.
     seed : int, optional
-        Seed for shuffling and dropout in this call; by default the network's generator
-        (seeded by ``Sequential(seed=...)``) continues.
+        Seeds this call's shuffling (a fresh host generator) and dropout (the backend
+        generator); by default the network's generators (``net.shuffle_rng``, ``net.rng``,
+        seeded by ``Sequential(seed=...)``) continue.
     validation_data : (X_val, T_val) or (X_val, T_val, mask_val), optional
         Evaluated after every epoch: ``val_loss`` and, for classification, ``val_accuracy``.
     early_stopping : EarlyStopping, int (patience), dict or True, optional
+        Its ``monitor`` must be a key the history will hold (checked before training).
     progress : bool
-        A tqdm bar per epoch (when tqdm is installed and output is a terminal).
+        One tqdm bar for the whole fit (epochs; latest loss and validation metrics), when
+        tqdm is installed and output is a terminal.
     callbacks : list of callables ``f(epoch, logs)``, optional
         Called after each epoch with that epoch's logs; a callback returning True stops
         training.
@@ -234,27 +374,42 @@ def fit(
     Raises
     ------
     FloatingPointError
-        The loss became non-finite; the message names the epoch and batch. The network keeps
-        the weights with which the last finite batch loss was computed.
+        The loss (or the weights after the last step) became non-finite; the message names
+        the epoch and batch. The network and optimizer keep the state with which the last
+        finite batch loss was computed (the state before the call if there was none).
     KeyboardInterrupt
-        Re-raised after the network is put back to the weights (and optimizer state) of the
-        last completed step; ``net.history`` holds the completed epochs.
+        Raised right after the step that was running, with the weights and optimizer state
+        after the last completed step; ``net.history`` holds the completed epochs.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-    check_batch_size(batch_size)
+    epochs = checks.integer("epochs", epochs)
+    batch_size = check_batch_size(batch_size)
+    if seed is not None:
+        seed = checks.integer("seed", seed)
+    optimizer = get_optimizer(optimizer)
+    check_optimizer(net, optimizer)
     X, T, loss, mask = net.prepare(X, T, loss, mask, check_finite)
+    assert isinstance(loss, Loss)
     validation = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError("validation_data must be (X_val, T_val) or (X_val, T_val, mask_val)")
         mask_val = validation_data[2] if len(validation_data) == 3 else None
         validation = net.prepare(*validation_data[:2], loss, mask_val, check_finite)
-    optimizer = get_optimizer(optimizer)
     stopper = _early_stopping(early_stopping, validation is not None)
+    keys = _history_keys(loss, validation is not None)
+    if stopper is not None and stopper.monitor not in keys:
+        raise ValueError(
+            f"early_stopping monitors {stopper.monitor!r}, which this fit never records: its "
+            f"history holds {keys}"
+            + ("" if validation is not None else " (val_* keys need validation_data)")
+        )
     callbacks = list(callbacks or [])
+    claim_optimizer(net, optimizer)
     if seed is not None:
         net.rng.reseed(seed)
+        order_rng = host_generator(seed)
+    else:
+        order_rng = net.shuffle_rng
     history = History()
     net.history = history
     best, best_weights, waited = math.inf, None, 0
@@ -264,65 +419,87 @@ def fit(
         stopper.mode == "max" or (stopper.mode == "auto" and "accuracy" in monitor)
     ):
         sign = -1.0
-    n, n_samples = X.shape[0], math.prod(X.shape[:-1])
-    xp = net.xp
+    n = X.shape[0]
     previous: tuple[_Epoch, int] | None = None
-    for e in range(epochs):
-        epoch = _Epoch(net, optimizer, net.rng, n, batch_size, shuffle)
-        values = []
-        bar = _progress_bar(progress, len(epoch.bounds), f"epoch {e + 1}/{epochs}")
-        try:
-            for total in _steps(net, optimizer, epoch, X, T, loss, mask):
-                values.append(total)
+    bar = _progress_bar(progress, epochs)
+    deferred = _DeferredInterrupt()
+    try:
+        with deferred as interrupt:
+            for e in range(epochs):
+                order = None
+                if shuffle:
+                    order = asarray(order_rng.permutation(n), backend=net.backend)
+                epoch = _Epoch(net, optimizer, order, n, batch_size)
+                totals, counts = [], []
+                try:
+                    for total, count in _steps(net, optimizer, epoch, X, T, loss, mask, interrupt):
+                        totals.append(total)
+                        counts.append(count)
+                except KeyboardInterrupt:
+                    if interrupt is None or not interrupt.is_set():
+                        # raised inside a step (not a deferred Ctrl-C): undo the partial step
+                        _replay(net, optimizer, epoch, len(totals), X, T, loss, mask)
+                    raise
+                total, batch_totals = _host_sum(totals, net.xp)  # the epoch's one read
+                count, _ = _host_sum(counts, net.xp)
+                if not math.isfinite(total):
+                    bad = next((k for k, v in enumerate(batch_totals) if not math.isfinite(v)), 0)
+                    _restore_last_finite(net, optimizer, epoch, previous, bad, X, T, loss, mask)
+                    raise FloatingPointError(
+                        f"the loss became non-finite at epoch {e} (0-based), batch {bad}: "
+                        f"lower the learning rate or check the data; the network keeps the "
+                        f"weights of the last step with a finite loss"
+                    )
+                previous = (epoch, len(epoch.bounds))
+                logs = {"loss": total / max(count, 1.0)}
+                if validation is not None:
+                    val = evaluate(net, *validation)
+                    logs.update({f"val_{key}": value for key, value in val.items()})
+                history.append(e, logs)
                 if bar is not None:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
                     bar.update(1)
-            total = float(xp.sum(xp.stack(values))) if values else 0.0  # the epoch's one read
-            if bar is not None:
-                bar.set_postfix(loss=f"{total / n_samples:.4g}")
-        except KeyboardInterrupt:
-            _replay(net, optimizer, epoch, len(values), X, T, loss, mask)
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-        if not math.isfinite(total):
-            bad = next(k for k, v in enumerate(values) if not math.isfinite(float(v)))
-            if bad > 0:
-                _replay(net, optimizer, epoch, bad - 1, X, T, loss, mask)
-            elif previous is not None:
-                _replay(net, optimizer, previous[0], previous[1] - 1, X, T, loss, mask)
-            else:
-                net.set_weights(epoch.weights)
-            raise FloatingPointError(
-                f"the loss became non-finite at epoch {e} (0-based), batch {bad}: lower the "
-                f"learning rate or check the data; the network keeps the weights of the last "
-                f"step with a finite loss"
-            )
-        previous = (epoch, len(epoch.bounds))
-        logs = {"loss": total / n_samples}
-        if validation is not None:
-            val = evaluate(net, *validation)
-            logs.update({f"val_{key}": value for key, value in val.items()})
-        history.append(e, logs)
-        stop = False
-        for callback in callbacks:
-            stop = bool(callback(e, dict(logs))) or stop
-        if stopper is not None:
-            if monitor not in logs:
-                raise ValueError(
-                    f"early_stopping monitors {monitor!r}, which is not among {sorted(logs)}"
+                stop = False
+                for callback in callbacks:
+                    stop = bool(callback(e, dict(logs))) or stop
+                if stopper is not None:
+                    current = sign * logs[monitor]
+                    if current < best - stopper.min_delta:
+                        best, waited = current, 0
+                        if stopper.restore_best_weights:
+                            best_weights = net.get_weights()
+                    else:
+                        waited += 1
+                        stop = stop or waited > stopper.patience
+                if interrupt is not None and interrupt.is_set():
+                    raise KeyboardInterrupt
+                if stop:
+                    history.stopped_epoch = e
+                    break
+            if best_weights is not None:
+                net.set_weights(best_weights)
+            elif previous is not None and not _final_weights_finite(net):
+                epoch, n_steps = previous
+                _replay(net, optimizer, epoch, n_steps - 1, X, T, loss, mask)
+                raise FloatingPointError(
+                    f"the last step (epoch {history.epoch[-1]}, batch {n_steps - 1}) made the "
+                    f"weights non-finite: lower the learning rate or check the data; the "
+                    f"network keeps the weights before that step"
                 )
-            current = sign * logs[monitor]
-            if current < best - stopper.min_delta:
-                best, waited = current, 0
-                if stopper.restore_best_weights:
-                    best_weights = net.get_weights()
-            else:
-                waited += 1
-                stop = stop or waited > stopper.patience
-        if stop:
-            history.stopped_epoch = e
-            break
-    if best_weights is not None:
-        net.set_weights(best_weights)
+            if interrupt is not None and interrupt.is_set():
+                raise KeyboardInterrupt
+    finally:
+        if bar is not None:
+            bar.close()
     return history
+
+
+def _restore_last_finite(net, optimizer, epoch, previous, bad, X, T, loss, mask) -> None:
+    """The state with which the last finite batch loss was computed: ``bad - 1`` steps into
+    this epoch, the last step but one of the previous epoch, or the state before the call."""
+    if bad > 0:
+        _replay(net, optimizer, epoch, bad - 1, X, T, loss, mask)
+    elif previous is not None:
+        _replay(net, optimizer, previous[0], previous[1] - 1, X, T, loss, mask)
+    else:
+        epoch.restore(net, optimizer)

@@ -36,8 +36,10 @@ def test_set_backend_switches_and_unknown_names_list_the_valid_ones():
         assert nnxp.get_backend().name == "array_api_strict"
     finally:
         nnxp.set_backend("numpy")
-    with pytest.raises(ValueError, match="valid names are numpy, array_api_strict, torch, cupy"):
-        nnxp.set_backend("jax")
+    with pytest.raises(
+        ValueError, match="valid names are numpy, array_api_strict, torch, cupy, jax"
+    ):
+        nnxp.set_backend("tensorflow")
 
 
 def test_an_unavailable_backend_says_why():
@@ -50,7 +52,9 @@ def test_an_unavailable_backend_says_why():
 
 
 def test_import_does_not_import_heavy_libraries():
-    code = "import sys, nnxp; print(sorted(m for m in ('torch', 'cupy') if m in sys.modules))"
+    code = (
+        "import sys, nnxp; print(sorted(m for m in ('torch', 'cupy', 'jax') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -96,3 +100,22 @@ def test_device_generator_is_reproducible_per_seed(backend):
     first = host(a.uniform((5,), backend.xp.float64))
     a.set_state(state)
     np.testing.assert_array_equal(host(a.uniform((5,), backend.xp.float64)), first)
+
+
+def test_a_missing_device_says_the_library_works_without_calling_it_available():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device answers here")
+    with pytest.raises(ValueError) as info:
+        nnxp.set_backend("torch", device="cuda")
+    message = str(info.value)
+    assert "backend 'torch' works here but not on device 'cuda'" in message
+    assert "no CUDA device" in message and "Available here" not in message
+    assert nnxp.get_backend().name == "numpy"  # nothing changed
+
+
+def test_an_uninstalled_or_broken_backend_still_lists_what_is_available():
+    if backend_status("cupy") is None:
+        pytest.skip("cupy works here")
+    with pytest.raises(ValueError, match="Available here: numpy"):
+        nnxp.set_backend("cupy", device=0)

@@ -165,3 +165,88 @@ def test_values_and_gradients_match_torch_autograd(backend, rng):
                 np.testing.assert_allclose(
                     host(layer_grads["b"]), bs[i].grad.numpy(), rtol=1e-10, atol=1e-13
                 )
+
+
+# ----------------------------------------------------------------- the newer activations
+NEW_ACTIVATIONS = {  # id -> (config, torch function)
+    "elu": ("elu", "elu"),
+    "elu0.5": ({"name": "elu", "alpha": 0.5}, "elu0.5"),
+    "selu": ("selu", "selu"),
+    "softplus": ("softplus", "softplus"),
+    "softsign": ("softsign", "softsign"),
+    "silu": ("silu", "silu"),
+    "swish": ("swish", "silu"),
+    "gelu": ("gelu", "gelu"),
+    "gelu_tanh": ({"name": "gelu", "approximate": "tanh"}, "gelu_tanh"),
+    "hard_sigmoid": ("hard_sigmoid", "hardsigmoid"),
+    "log_sigmoid": ("log_sigmoid", "logsigmoid"),
+}
+
+
+def _torch_activation(key):
+    import torch
+
+    TF = torch.nn.functional
+    return {
+        "elu": TF.elu,
+        "elu0.5": lambda a: TF.elu(a, alpha=0.5),
+        "selu": TF.selu,
+        "softplus": TF.softplus,
+        "softsign": TF.softsign,
+        "silu": TF.silu,
+        "gelu": TF.gelu,
+        "gelu_tanh": lambda a: TF.gelu(a, approximate="tanh"),
+        "hardsigmoid": TF.hardsigmoid,
+        "logsigmoid": TF.logsigmoid,
+    }[key]
+
+
+@pytest.mark.parametrize("shape", [(5,), (2, 3)], ids=["batch5", "seq2x3"])
+@pytest.mark.parametrize(
+    "output,loss",
+    [("linear", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy")],
+)
+@pytest.mark.parametrize("hidden", list(NEW_ACTIVATIONS))
+def test_gradcheck_new_hidden_activations(backend, rng, hidden, output, loss, shape):
+    net = build(3, NEW_ACTIVATIONS[hidden][0], output)
+    X = normal(rng, (*shape, 3))
+    T = targets_for(loss, rng, (*shape, 3))
+    error = nnxp.gradcheck(net, X, T, loss)
+    assert error < TOLERANCE, f"max relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("output", list(NEW_ACTIVATIONS))
+def test_gradcheck_new_output_activations(backend, rng, output):
+    """As the output of an mse network the loss takes the activation's backward with A."""
+    net = build(2, "tanh", NEW_ACTIVATIONS[output][0])
+    X, T = normal(rng, (6, 3)), normal(rng, (6, 3))
+    error = nnxp.gradcheck(net, X, T, "mse")
+    assert error < TOLERANCE, f"max relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("hidden", list(NEW_ACTIVATIONS))
+def test_new_activations_in_a_network_match_torch_autograd(backend, rng, hidden):
+    torch = pytest.importorskip("torch")
+    config, key = NEW_ACTIVATIONS[hidden]
+    g = _torch_activation(key)
+    net = build(3, config, "softmax", n_in=4, width=5, n_out=3, seed=5)
+    X = normal(rng, (6, 4), scale=2)
+    labels = rng.integers(0, 3, size=6)
+    value, grads = net.loss_and_gradient(X, nnxp.asarray(labels), "cross_entropy")
+    Ws = [torch.tensor(host(layer.W), requires_grad=True) for layer in net.layers]
+    bs = [torch.tensor(host(layer.b), requires_grad=True) for layer in net.layers]
+    h = torch.tensor(host(X))
+    for W, b in zip(Ws[:-1], bs[:-1]):
+        h = g(h @ W.T + b)
+    E = torch.nn.functional.cross_entropy(h @ Ws[-1].T + bs[-1], torch.tensor(labels))
+    E.backward()
+    assert value == pytest.approx(E.item(), rel=1e-12)
+    # torch's float64 hardsigmoid backward uses 1/6 rounded to float32
+    rtol = 1e-7 if key == "hardsigmoid" else 1e-10
+    for i, layer_grads in enumerate(grads):
+        np.testing.assert_allclose(
+            host(layer_grads["W"]), Ws[i].grad.numpy(), rtol=rtol, atol=1e-13
+        )
+        np.testing.assert_allclose(
+            host(layer_grads["b"]), bs[i].grad.numpy(), rtol=rtol, atol=1e-13
+        )

@@ -81,3 +81,93 @@ def test_strings_resolve_to_optimizers():
     assert isinstance(get_optimizer("sgd"), nnxp.SGD)
     assert isinstance(get_optimizer("adam"), nnxp.Adam)
     assert get_optimizer("adamw").decoupled
+
+
+def _copies(params):
+    return [{k: host(v).copy() for k, v in layer.items()} for layer in params]
+
+
+@pytest.mark.parametrize(
+    "cls,options", CASES, ids=lambda v: str(v) if isinstance(v, dict) else v.__name__
+)
+def test_functional_update_equals_the_object_step_and_mutates_nothing(backend, rng, cls, options):
+    shapes = {"W": (3, 4), "b": (3,)}
+    start = [{k: nnxp.asarray(rng.standard_normal(s), dtype="float64") for k, s in shapes.items()}]
+    grads = [
+        [{k: nnxp.asarray(rng.standard_normal(s), dtype="float64") for k, s in shapes.items()}]
+        for _ in range(5)
+    ]
+    obj = cls(**options)
+    obj_params = [{k: backend.xp.asarray(v, copy=True) for k, v in start[0].items()}]
+    fun = cls(**options)
+    params, state = start, fun.init_state(start)
+    for g in grads:
+        obj.step(obj_params, g)
+        before_params = _copies(params)
+        before_state = [
+            {k: {n: host(a).copy() for n, a in slots.items()} for k, slots in layer.items()}
+            for layer in state["slots"]
+        ]
+        new_params, new_state = fun.update(params, g, state)
+        for old, kept in zip(params, before_params):
+            for k in old:
+                np.testing.assert_array_equal(host(old[k]), kept[k])  # inputs untouched
+        for name, slots in state["slots"][0].items():
+            for slot, value in slots.items():
+                np.testing.assert_array_equal(host(value), before_state[0][name][slot])
+        params, state = new_params, new_state
+    assert state["step"] == obj.steps == 5 and fun.steps == 0 and fun.state is None
+    for k in shapes:
+        np.testing.assert_array_equal(host(params[0][k]), host(obj_params[0][k]))
+
+
+def test_a_traced_step_count_gives_the_same_update_to_rounding(backend, rng):
+    xp = backend.xp
+    opt = nnxp.Adam(0.01, betas=(0.8, 0.99), weight_decay=0.1, decoupled=True)
+    p = [{"W": nnxp.asarray(rng.standard_normal((3, 2)), dtype="float64")}]
+    g = [{"W": nnxp.asarray(rng.standard_normal((3, 2)), dtype="float64")}]
+    state = opt.init_state(p)
+    as_int, s1 = opt.update(p, g, state)
+    as_array, s2 = opt.update(p, g, {**state, "step": xp.asarray(0, dtype=xp.int32)})
+    np.testing.assert_allclose(host(as_array[0]["W"]), host(as_int[0]["W"]), rtol=1e-13)
+    assert s1["step"] == 1 and int(s2["step"]) == 1
+
+
+def test_functional_state_round_trips_through_the_object(backend, rng):
+    opt = nnxp.SGD(0.1, momentum=0.9)
+    p = [{"W": nnxp.asarray(rng.standard_normal((2, 2)), dtype="float64")}, {}]
+    g = [{"W": nnxp.asarray(rng.standard_normal((2, 2)), dtype="float64")}, {}]
+    opt.step(p, g)
+    state = opt.get_functional_state(p)
+    assert state["step"] == 1 and state["slots"][1] == {}
+    new_p, new_state = opt.update(p, g, state)
+    opt.step(p, g)
+    np.testing.assert_array_equal(host(new_p[0]["W"]), host(p[0]["W"]))
+    other = nnxp.SGD(0.1, momentum=0.9)
+    other.set_functional_state(new_state)
+    assert other.steps == 2
+    np.testing.assert_array_equal(
+        host(other.state[0]["W"]["momentum_buffer"]), host(opt.state[0]["W"]["momentum_buffer"])
+    )
+
+
+def test_sgd_without_momentum_keeps_no_state(backend):
+    opt = nnxp.SGD(0.5)
+    p = [{"W": nnxp.asarray(np.ones((2, 2)), dtype="float32")}]
+    opt.step(p, [{"W": nnxp.asarray(np.ones((2, 2)), dtype="float32")}])
+    assert opt.state is None and opt.steps == 1
+    np.testing.assert_array_equal(host(p[0]["W"]), np.full((2, 2), 0.5))
+
+
+def test_numpy_scalars_are_numbers_for_optimizer_settings():
+    opt = nnxp.Adam(lr=np.float32(0.01), betas=np.array([0.8, 0.99]), eps=np.float64(1e-7))
+    assert opt.lr == pytest.approx(0.01) and opt.betas == (pytest.approx(0.8), 0.99)
+    assert type(opt.lr) is float and type(opt.betas[0]) is float
+    sgd = nnxp.SGD(lr=np.float16(0.5), momentum=np.float32(0.5), weight_decay=np.int64(0))
+    assert (sgd.lr, sgd.momentum, sgd.weight_decay) == (0.5, 0.5, 0.0)
+    assert nnxp.AdamW(lr=np.int32(1)).lr == 1.0
+    for bad in (np.bool_(True), True, "0.1", np.float64("nan"), None):
+        with pytest.raises(ValueError, match="lr must be a number"):
+            nnxp.SGD(lr=bad)
+    with pytest.raises(ValueError, match="betas must be a pair"):
+        nnxp.Adam(betas=np.array([0.9, 0.99, 0.9]))

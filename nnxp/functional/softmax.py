@@ -29,7 +29,7 @@ def softmax_with_log(
     if mask is None:
         Z = A - xp.max(A, axis=axis, keepdims=True)
     else:
-        Z = _masked_logits(A, mask, axis, xp)
+        Z = _masked_logits(A, as_bool_mask(mask, A, xp), axis, xp)
     E = xp.exp(Z)
     s = xp.sum(E, axis=axis, keepdims=True)
     if mask is not None:
@@ -53,6 +53,36 @@ def softplus(A: Array, *, xp: Any = None) -> Array:
 # --------------------------------------------------------------------------- masked softmax
 
 
+def as_bool_mask(mask: Array, A: Array, xp: Any) -> Array:
+    """``mask`` as a bool array: bool as is, numbers ``!= 0`` (0/1 masks).
+
+    Raises
+    ------
+    ValueError
+        A mask with more dimensions than ``A``, or one that does not broadcast to ``A``.
+    TypeError
+        A mask that is not an array of ``A``'s library, or not bool or real numbers.
+    """
+    shape = getattr(mask, "shape", None)
+    if shape is None or not hasattr(mask, "dtype"):
+        raise TypeError(f"mask must be an array (bool or 0/1 numbers), got {type(mask).__name__}")
+    shape, target = tuple(shape), tuple(A.shape)
+    if len(shape) > len(target):
+        raise ValueError(
+            f"mask of shape {shape} has more dimensions than the logits of shape {target}"
+        )
+    for m, a in zip(reversed(shape), reversed(target)):
+        if m not in (1, a):
+            raise ValueError(
+                f"mask of shape {shape} does not broadcast to the logits' shape {target}"
+            )
+    if mask.dtype == xp.bool:
+        return mask
+    if not xp.isdtype(mask.dtype, ("real floating", "integral")):
+        raise TypeError(f"mask must be bool or 0/1 numbers, got dtype {mask.dtype}")
+    return mask != 0
+
+
 def _masked_logits(A: Array, mask: Array, axis: int, xp: Any) -> Array:
     """``A - max(allowed A)`` on allowed entries, ``-inf`` on masked ones; an all-masked
     slice shifts by 0 so nothing becomes ``-inf - -inf``."""
@@ -71,7 +101,7 @@ def masked_softmax(A: Array, mask: Array, axis: int = -1, *, xp: Any = None) -> 
     Parameters
     ----------
     A : array of shape ``(..., K)``
-    mask : bool array broadcastable to ``A``
+    mask : bool or 0/1 numeric array broadcastable to ``A`` (no more dimensions than ``A``)
         True (or 1) where the output is allowed.
     axis : int
 

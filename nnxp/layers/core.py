@@ -1,44 +1,159 @@
-"""Stateful layers: parameters, the forward cache and gradients; each calls a kernel.
+"""The layer protocol (:class:`Layer`), :class:`ActivatedLayer` and :class:`Activation`;
+:class:`Dense` and :class:`Dropout` live in ``dense.py`` and ``dropout.py``.
 
-A layer is built by the network that holds it (``Sequential`` draws every initial weight
-from its seed, on its backend and dtype). ``forward`` caches what ``backward`` needs;
-``backward(dEdY)`` stores ``grads`` and returns ``dEdX``.
+A layer holds its parameters and gradients, caches in ``forward`` what ``backward`` needs,
+and describes itself as a config. A network builds its layers (``Sequential`` draws every
+initial weight from its seed, on its backend and dtype); a layer called on its own builds
+itself on first use on the current backend.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import numbers
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+
+from array_api_compat import array_namespace
 
 from .. import functional as F
-from ..backend import Backend, array_library, asarray
-from ..random import Generator, initial_weights
+from ..backend import Backend, array_library, asarray, get_backend
+from ..random import Generator, host_generator
+from .registry import register, registered_name
 
 Array = Any
 
 
 @dataclass
 class BuildContext:
-    """What a network hands its layers when it builds them."""
+    """What a network hands its layers when it builds them.
+
+    Attributes
+    ----------
+    backend : Backend
+        Where parameters live (``backend.xp`` the namespace, ``backend.device``).
+    dtype : backend dtype
+        float32 or float64 of ``backend``.
+    host_rng : numpy.random.Generator or None
+        Initial values are drawn from it (on the host: every backend gets the same
+        weights). ``None`` when the values will be overwritten (``load``, ``clone``,
+        ``to_backend``): allocate without drawing.
+    rng : nnxp.random.Generator
+        The backend's generator, for per-step randomness (dropout masks).
+    """
 
     backend: Backend
     dtype: Any
-    host_rng: Any  # numpy Generator for initial weights (same numbers on every backend)
-    rng: Generator  # the backend's generator for per-step randomness
+    host_rng: Any
+    rng: Generator
 
 
 class Layer:
-    """Base class: no parameters, identity forward and backward."""
+    """Base class of every layer, and the public layer protocol.
 
+    A layer is a small object with parameters, a forward pass that caches what its backward
+    pass needs, and a config that rebuilds it. Subclass it and override what differs from
+    the identity layer this base class is::
+
+        @nnxp.register
+        class Scale(nnxp.Layer):                    # Y = X * s over the last axis
+            def __init__(self, n):
+                super().__init__()
+                self.n = n              # get_config() == {"type": "Scale", "n": n}
+
+            def build(self, ctx):
+                super().build(ctx)
+                ones = nnxp.initializers.get("ones")
+                self.params = {"s": nnxp.initializers.draw(ones, (self.n,), ctx)}
+
+            def forward(self, X, *, training=False):
+                self._X = X
+                return X * self.params["s"]
+
+            def backward(self, dEdY, *, need_dX=True):
+                axes = tuple(range(dEdY.ndim - 1))
+                self.grads = {"s": self.xp.sum(dEdY * self._X, axis=axes)}
+                return dEdY * self.params["s"] if need_dX else None
+
+    **Parameters and gradients.** ``params`` maps names to arrays of the network's backend
+    and dtype; after a backward pass ``grads`` has the same keys and shapes (``dE/dp``).
+    Optimizers update ``params`` in place by name; ``save`` writes them by name.
+
+    **Build.** :meth:`build` receives a :class:`BuildContext`: create parameters on
+    ``ctx.backend`` in ``ctx.dtype``, initial values drawn on the host from
+    ``ctx.host_rng`` (:func:`nnxp.initializers.draw` does both, and allocates zeros when
+    ``ctx.host_rng`` is None, which ``load``/``clone`` use before overwriting them);
+    randomness during training comes from ``ctx.rng``. Call ``super().build(ctx)`` first:
+    it sets ``self.xp`` (the namespace), ``self.dtype``, ``self.backend`` and ``self.rng``.
+
+    **Standalone use.** ``layer(X)`` or ``layer.forward(X)`` on an unbuilt layer builds it on
+    the current backend (seed 0; the dtype of ``X`` when it is floating, else float32), as
+    Keras layers do; ``backward`` works after it.
+
+    **Forward.** ``forward(X, *, training=False)`` returns ``Y`` and caches what backward
+    needs; ``training=True`` turns on training-only behaviour (dropout). A layer that uses
+    the timestep mask of a variable-length batch sets the class attribute
+    ``takes_sequence_mask = True`` and accepts ``forward(X, *, training=False,
+    sequence_mask=None)`` (bool ``(N, T)``, True on real steps).
+
+    **Backward.** ``backward(dEdY, *, need_dX=True)`` stores ``grads`` and returns
+    ``dE/dX`` (shape of ``X``); with ``need_dX=False`` (the first trainable layer) it may
+    skip that work and return None.
+
+    **Shapes.** :meth:`output_shape` maps a full input shape (batch axis included, entries
+    may be None for unknown) to the output shape; any rank change is allowed, and an input
+    that cannot fit raises a ValueError naming the layer. :meth:`output_width` is the quick
+    construction-time check of the last axis alone (None: unknown).
+
+    **Regularization.** :meth:`regularization` returns ``(penalty, grads)``: a 0-d array
+    (or None) the network adds to the loss, and ``{param name: d penalty / d param}`` added
+    to ``grads``.
+
+    **Config and registration.** :meth:`get_config` returns a JSON-able dict with
+    ``"type"``, the registered name, and the settings; the classmethod :meth:`from_config`
+    rebuilds an unbuilt layer from it (default ``cls(**settings)``). The base
+    ``get_config`` records the arguments the layer was constructed with, so a layer whose
+    constructor takes JSON-able arguments needs no ``get_config`` of its own. Decorate the
+    class with :func:`nnxp.register` so that ``load``, pickling, ``clone`` and
+    ``to_backend`` can find it by name; ``save`` refuses a layer that could not be rebuilt
+    (:func:`nnxp.layers.registry.check_rebuildable`).
+
+    Attributes
+    ----------
+    params : dict of str to array
+    grads : dict of str to array
+    xp : namespace or None
+        The backend's Array API namespace once built (None before).
+    takes_sequence_mask : bool
+        Class attribute: ``forward`` accepts ``sequence_mask``.
+    """
+
+    takes_sequence_mask: ClassVar[bool] = False
     params: dict[str, Array]
     grads: dict[str, Array]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Layer:
+        self = super().__new__(cls)
+        self._init_args = _bind_arguments(cls, args, kwargs)
+        return self
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        forward = cls.__dict__.get("forward")
+        if forward is not None and not getattr(forward, "_builds_on_first_call", False):
+            cls.forward = _building(forward)
 
     def __init__(self) -> None:
         self.params = {}
         self.grads = {}
         self.xp: Any = None
+        self.dtype: Any = None
+        self.backend: Backend | None = None
+        self.rng: Generator | None = None
         self.position = ""  # set by the network: "layers[2] "
 
+    # ------------------------------------------------------------------ naming
     @property
     def label(self) -> str:
         """How errors name the layer: its position in the network and :meth:`describe`."""
@@ -48,15 +163,44 @@ class Layer:
         """A short human description, e.g. ``Dense(64 -> 32, sigmoid)``."""
         return type(self).__name__
 
+    def __repr__(self) -> str:
+        return self.label
+
+    # ------------------------------------------------------------------ building
+    @property
+    def built(self) -> bool:
+        """Whether :meth:`build` (or :meth:`move`) has run."""
+        return self.xp is not None
+
     def build(self, ctx: BuildContext) -> None:
-        """Create parameters and state on ``ctx.backend`` in ``ctx.dtype``."""
+        """Create parameters and state on ``ctx.backend`` in ``ctx.dtype``.
+
+        Subclasses call ``super().build(ctx)`` first, then create ``self.params``.
+        """
         self.xp = ctx.backend.xp
         self.dtype = ctx.dtype
         self.backend = ctx.backend
+        self.rng = ctx.rng
+
+    def build_for(self, X: Array) -> None:
+        """Build on the current backend for input ``X`` (the standalone first call): seed 0,
+        the dtype of ``X`` when it is floating, else float32.
+
+        Raises
+        ------
+        TypeError
+            ``X`` is not an array of the current backend.
+        """
+        backend = get_backend()
+        check_backend(X, backend, f"{self.label} input X")
+        xp = array_namespace(X)
+        floating = xp.isdtype(X.dtype, "real floating")
+        dtype = backend.dtype(X.dtype if floating else None)
+        self.build(BuildContext(backend, dtype, host_generator(0), Generator(backend, 0)))
 
     def move(self, ctx: BuildContext) -> None:
         """Carry the parameters over to ``ctx.backend`` (values kept, caches dropped)."""
-        Layer.build(self, ctx)  # namespace, dtype and backend only: no new weights
+        Layer.build(self, ctx)  # namespace, dtype, backend and generator: no new weights
         self.params = {
             k: asarray(v, dtype=ctx.dtype, backend=ctx.backend) for k, v in self.params.items()
         }
@@ -66,26 +210,187 @@ class Layer:
     def forget(self) -> None:
         """Drop what the last forward pass cached."""
 
-    def output_width(self, n_inputs: int) -> int:
-        """The size of the last axis of the output, given that of the input."""
+    # ------------------------------------------------------------------ shapes
+    def output_width(self, n_inputs: int | None) -> int | None:
+        """The size of the output's last axis given the input's (None: unknown).
+
+        Raises
+        ------
+        ValueError
+            The layer cannot take ``n_inputs`` features (naming the layer).
+        """
         return n_inputs
 
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """The full output shape (batch axis included) for ``input_shape``; entries may be
+        None (unknown). The base layer keeps the shape.
+
+        Raises
+        ------
+        ValueError
+            The input cannot fit the layer (naming it).
+        """
+        return tuple(input_shape)
+
+    # ------------------------------------------------------------------ passes
+    def __call__(self, X: Array, **kwargs: Any) -> Array:
+        """``layer(X)`` is ``layer.forward(X)``, building the layer on first use."""
+        return self.forward(X, **kwargs)
+
     def forward(self, X: Array, *, training: bool = False) -> Array:
-        """The layer's output for ``X`` (shape ``(n_samples, ..., n)``); caches what
-        :meth:`backward` needs. ``training`` turns on training-only behaviour (dropout)."""
+        """The layer's output for ``X``; caches what :meth:`backward` needs.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, ...)
+        training : bool
+            Turns on training-only behaviour (dropout).
+
+        Returns
+        -------
+        Y : array of shape ``output_shape(X.shape)``
+        """
         return X
 
     def backward(self, dEdY: Array, *, need_dX: bool = True) -> Array | None:
-        """``dE/dX`` from ``dE/dY`` of the last forward pass; stores ``grads``. With
-        ``need_dX=False`` a layer may skip ``dE/dX`` and return None."""
+        """``dE/dX`` from ``dE/dY`` of the last forward pass; stores ``grads``.
+
+        Parameters
+        ----------
+        dEdY : array of the output's shape
+        need_dX : bool
+            False lets the layer skip ``dE/dX`` and return None.
+
+        Returns
+        -------
+        dEdX : array of the input's shape, or None
+        """
         return dEdY
 
-    def get_config(self) -> dict:
-        """A JSON-able description that rebuilds the layer (``type`` names its class)."""
-        return {"type": type(self).__name__}
+    def regularization(self) -> tuple[Array | None, dict[str, Array]]:
+        """The layer's penalty and its gradients: ``(penalty, {name: d penalty/d param})``.
 
-    def __repr__(self) -> str:
-        return self.label
+        Returns
+        -------
+        penalty : 0-d array or None
+            Added to the (mean) loss; None when the layer adds nothing.
+        grads : dict of str to array
+            Added to ``grads`` of the same names.
+        """
+        return None, {}
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict:
+        """A JSON-able description that rebuilds the layer with :meth:`from_config`.
+
+        ``{"type": <registered name>, **settings}``; the base class records the arguments
+        the layer was constructed with as the settings.
+        """
+        return {"type": registered_name(type(self)), **(self._init_args or {})}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Layer:
+        """An unbuilt layer from :meth:`get_config`'s description: ``cls(**settings)``."""
+        settings = {k: v for k, v in config.items() if k != "type"}
+        return cls(**settings)
+
+
+def _bind_arguments(cls: type, args: tuple, kwargs: dict) -> dict | None:
+    """The constructor's arguments by name (positional ones included); None when they
+    cannot be named (``*args``) or when the class is being unpickled/copied."""
+    try:
+        signature = _signature(cls)
+        bound = signature.bind(None, *args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    out: dict[str, Any] = {}
+    for name, value in list(bound.arguments.items())[1:]:
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                return None
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            out.update({k: _plain(v) for k, v in value.items()})
+        else:
+            out[name] = _plain(value)
+    return out
+
+
+@functools.cache
+def _signature(cls: type) -> inspect.Signature:
+    return inspect.signature(cls.__init__)
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars as Python numbers, tuples as lists (what JSON keeps)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _building(forward: Any) -> Any:
+    """Wrap a ``forward`` so that an unbuilt layer builds itself on its first call."""
+
+    @functools.wraps(forward)
+    def forward_building_first(self: Layer, X: Array, *args: Any, **kwargs: Any) -> Array:
+        if self.xp is None:
+            self.build_for(X)
+        return forward(self, X, *args, **kwargs)
+
+    forward_building_first._builds_on_first_call = True  # type: ignore[attr-defined]
+    return forward_building_first
+
+
+Layer.forward = _building(Layer.forward)  # type: ignore[method-assign]
+
+
+def check_output(layer: Layer, expected_shape: tuple, Y: Array) -> None:
+    """Raise a ValueError naming ``layer`` when its forward returned ``Y`` whose shape
+    disagrees with the ``expected_shape`` it declared (None entries match anything)."""
+    got = tuple(Y.shape)
+    expected = tuple(expected_shape)
+    if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
+        raise ValueError(
+            f"{layer.label}: output_shape declares {expected} but forward returned an array "
+            f"of shape {got}; make output_shape and forward agree"
+        )
+
+
+def check_size(value: Any, what: str) -> int:
+    """A positive integer setting (NumPy integers accepted, bool refused) as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_rate(value: Any, what: str, low: float = 0.0, high: float = 1.0) -> float:
+    """A real setting in ``[low, high)`` (NumPy numbers accepted, bool refused) as ``float``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value < high:
+        raise ValueError(f"{what} must be a number in [{low:g}, {high:g}), got {value!r}")
+    return float(value)
+
+
+def check_backend(x: Array, backend: Backend, what: str) -> None:
+    """Raise a TypeError when ``x`` is not an array of ``backend`` on its device."""
+    library = array_library(x)
+    if library != backend.name:
+        got = "host data (a list or scalar)" if library is None else f"an array of {library}"
+        raise TypeError(
+            f"{what}: got {got} but the network computes with {backend.name}; move the "
+            f"data with nnxp.asarray(data) (under nnxp.use_backend({backend.name!r}))"
+        )
+    device = getattr(x, "device", None)
+    if device is not None and device != backend.device and backend.name != "numpy":
+        raise TypeError(
+            f"{what}: the array is on device {device} but the network is on "
+            f"{backend.device}; move it with nnxp.asarray(data)"
+        )
 
 
 class ActivatedLayer(Layer):
@@ -135,150 +440,21 @@ class ActivatedLayer(Layer):
 
     def backward(self, dEdY: Array, *, need_dX: bool = True) -> Array | None:
         """Store ``grads`` and return ``dE/dX`` (None when ``need_dX`` is False)."""
-        Y = self._forward_cache()[2]
-        return self.backward_from_delta(self.activation.backward(Y, dEdY, self.xp), need_dX=need_dX)
+        _, A, Y = self._forward_cache()
+        if tuple(dEdY.shape) != tuple(Y.shape):
+            raise ValueError(
+                f"{self.label}: dEdY must have the output's shape {tuple(Y.shape)}, got "
+                f"{tuple(dEdY.shape)}"
+            )
+        delta = self.activation.backward(Y, dEdY, self.xp, A)
+        return self.backward_from_delta(delta, need_dX=need_dX)
 
     def backward_from_delta(self, Deltas: Array, *, need_dX: bool = True) -> Array | None:
         """As :meth:`backward`, from ``Deltas = dE/dA`` (a loss's fused output delta)."""
         raise NotImplementedError
 
 
-class Dense(ActivatedLayer):
-    """A fully connected layer ``Y = g(X @ W.T + b)`` over the last axis of ``X``.
-
-    Parameters
-    ----------
-    n_inputs, n_outputs : int
-        Sizes of the last axis of the input and of the output.
-    activation : str, dict or ActivationFunction, default "linear"
-        ``"linear"``, ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"``
-        (``{"name": "leaky_relu", "alpha": 0.1}`` sets alpha) or ``"softmax"``.
-    init : str, optional
-        Weight initialiser (see :data:`nnxp.random.INITIALIZERS`). By default He-uniform for
-        relu/leaky_relu and Glorot-uniform for the others; biases start at zero.
-
-    Attributes
-    ----------
-    W : array of shape (n_outputs, n_inputs)
-    b : array of shape (n_outputs,)
-
-    Notes
-    -----
-    ``X`` may be ``(n_samples, n_inputs)`` or ``(n_samples, n_steps, ..., n_inputs)``: the
-    leading axes are folded for the matrix product (a time-distributed dense) and the
-    gradients sum over all of them.
-    """
-
-    def __init__(
-        self, n_inputs: int, n_outputs: int, activation: Any = "linear", *, init: str | None = None
-    ) -> None:
-        for name, value in (("n_inputs", n_inputs), ("n_outputs", n_outputs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Dense {name} must be a positive integer, got {value!r}")
-        super().__init__(activation)
-        self.n_inputs = n_inputs
-        self.n_outputs = n_outputs
-        if init is None:
-            relu_like = self.activation.name in ("relu", "leaky_relu")
-            init = "he_uniform" if relu_like else "glorot_uniform"
-        self.init = init
-
-    def describe(self) -> str:
-        return f"Dense({self.n_inputs} -> {self.n_outputs}, {self.activation.name})"
-
-    def build(self, ctx: BuildContext) -> None:
-        super().build(ctx)
-        shape = (self.n_outputs, self.n_inputs)
-        self.params = {
-            "W": initial_weights(shape, self.init, ctx.host_rng, ctx.backend, ctx.dtype),
-            "b": self.xp.zeros((self.n_outputs,), dtype=ctx.dtype, device=ctx.backend.device),
-        }
-
-    def output_width(self, n_inputs: int) -> int:
-        if n_inputs != self.n_inputs:
-            raise ValueError(
-                f"{self.label} expects {self.n_inputs} inputs but the layer before it gives "
-                f"{n_inputs}"
-            )
-        return self.n_outputs
-
-    # parameters, assignable ------------------------------------------------------------
-    @property
-    def W(self) -> Array:
-        return self.params["W"]
-
-    @W.setter
-    def W(self, value: Array) -> None:
-        self._set_param("W", value, (self.n_outputs, self.n_inputs))
-
-    @property
-    def b(self) -> Array:
-        return self.params["b"]
-
-    @b.setter
-    def b(self, value: Array) -> None:
-        self._set_param("b", value, (self.n_outputs,))
-
-    def _set_param(self, name: str, value: Array, shape: tuple[int, ...]) -> None:
-        if not self.params:
-            raise RuntimeError(f"{self.label} is not built yet: put it in a Sequential first")
-        check_backend(value, self.backend, f"{self.label}.{name}")
-        if tuple(value.shape) != shape:
-            raise ValueError(
-                f"{self.label}.{name} must have shape {shape}, got {tuple(value.shape)}"
-            )
-        self.params[name] = self.xp.astype(value, self.dtype, copy=True)
-
-    # passes ----------------------------------------------------------------------------
-    def check_input(self, X: Array) -> None:
-        """Raise a ValueError/TypeError naming this layer when ``X`` does not fit it."""
-        if X.ndim < 2 or X.shape[-1] != self.n_inputs:
-            raise ValueError(
-                f"{self.label} expects input of shape (n_samples, ..., {self.n_inputs}), "
-                f"got shape {tuple(X.shape)}"
-            )
-        if X.dtype != self.dtype:
-            raise TypeError(f"{self.label} expects dtype {self.dtype}, got {X.dtype}")
-
-    def forward(self, X: Array, *, training: bool = False, mask: Array = None) -> Array:
-        """``Y = g(X @ W.T + b)``; with ``mask`` (softmax layers), a masked softmax.
-
-        Parameters
-        ----------
-        X : array of shape (n_samples, ..., n_inputs)
-        training : bool
-            Unused by Dense (kept for a uniform layer interface).
-        mask : bool array of shape (n_samples, ..., n_outputs), optional
-
-        Returns
-        -------
-        Y : array of shape (n_samples, ..., n_outputs)
-        """
-        self.check_input(X)
-        return self.activate(
-            X, F.affine_forward(X, self.params["W"], self.params["b"], xp=self.xp), mask
-        )
-
-    def backward_from_delta(self, Deltas: Array, *, need_dX: bool = True) -> Array | None:
-        """Store ``grads = {"W": dE/dW, "b": dE/db}`` from ``Deltas = dE/dA``; return
-        ``dE/dX`` (None when ``need_dX`` is False)."""
-        X = self._forward_cache()[0]
-        dEdX, dEdW, dEdb = F.affine_backward(
-            Deltas, self.params["W"], X, need_dX=need_dX, xp=self.xp
-        )
-        self.grads = {"W": dEdW, "b": dEdb}
-        return dEdX
-
-    def get_config(self) -> dict:
-        return {
-            "type": "Dense",
-            "n_inputs": self.n_inputs,
-            "n_outputs": self.n_outputs,
-            "activation": self.activation.config(),
-            "init": self.init,
-        }
-
-
+@register
 class Activation(ActivatedLayer):
     """An activation as a layer of its own (no parameters): ``Y = g(X)``.
 
@@ -297,119 +473,22 @@ class Activation(ActivatedLayer):
         return Deltas
 
     def get_config(self) -> dict:
-        return {"type": "Activation", "activation": self.activation.config()}
+        return {"type": registered_name(type(self)), "activation": self.activation.config()}
 
 
-class Dropout(Layer):
-    """Inverted dropout: in training, zero each entry with probability ``rate`` and scale
-    the survivors by ``1 / (1 - rate)``; in inference, the identity.
+# the layers of their own files, importable from here as before
+from .dense import Dense  # noqa: E402
+from .dropout import Dropout  # noqa: E402
 
-    Parameters
-    ----------
-    rate : float in [0, 1)
-    noise_shape : tuple of (int or None), optional
-        As Keras: the shape of the mask, one entry per input axis; ``None`` takes the
-        input's size and ``1`` broadcasts. ``(None, 1, None)`` shares one mask over every
-        timestep of an ``(N, T, F)`` input.
-    """
-
-    def __init__(self, rate: float, noise_shape: tuple[int | None, ...] | None = None) -> None:
-        super().__init__()
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
-            raise ValueError(f"Dropout rate must be a number in [0, 1), got {rate!r}")
-        if noise_shape is not None:
-            noise_shape = tuple(noise_shape)
-            for size in noise_shape:
-                if size is not None and (
-                    isinstance(size, bool) or not isinstance(size, int) or size < 1
-                ):
-                    raise ValueError(
-                        f"Dropout noise_shape entries must be None or positive integers, "
-                        f"got {noise_shape}"
-                    )
-        self.rate = float(rate)
-        self.noise_shape = noise_shape
-        self._mask: Array = None
-
-    def describe(self) -> str:
-        return f"Dropout({self.rate})"
-
-    def build(self, ctx: BuildContext) -> None:
-        super().build(ctx)
-        self._rng = ctx.rng
-
-    def move(self, ctx: BuildContext) -> None:
-        super().move(ctx)
-        self._rng = ctx.rng
-
-    def forget(self) -> None:
-        self._mask = None
-
-    def _mask_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        if self.noise_shape is None:
-            return tuple(shape)
-        if len(self.noise_shape) != len(shape):
-            raise ValueError(
-                f"{self.label} noise_shape {self.noise_shape} has {len(self.noise_shape)} "
-                f"entries but the input has shape {tuple(shape)}"
-            )
-        out = []
-        for size, n in zip(self.noise_shape, shape):
-            if size is None:
-                size = n
-            elif size not in (1, n):
-                raise ValueError(
-                    f"{self.label} noise_shape {self.noise_shape} does not broadcast to the "
-                    f"input shape {tuple(shape)}"
-                )
-            out.append(size)
-        return tuple(out)
-
-    def forward(self, X: Array, *, training: bool = False) -> Array:
-        """Returns ``X * mask / (1 - rate)`` in training, ``X`` otherwise."""
-        shape = self._mask_shape(tuple(X.shape))
-        if not training or self.rate == 0.0:
-            self._mask = None
-            return X
-        keep = self._rng.uniform(shape, self.dtype) >= self.rate
-        self._mask = self.xp.astype(keep, self.dtype) * (1.0 / (1.0 - self.rate))
-        return X * self._mask
-
-    def backward(self, dEdY: Array, *, need_dX: bool = True) -> Array | None:
-        """The same mask as the forward pass: ``dEdY * mask / (1 - rate)``."""
-        return dEdY if self._mask is None else dEdY * self._mask
-
-    def get_config(self) -> dict:
-        noise_shape = None if self.noise_shape is None else list(self.noise_shape)
-        return {"type": "Dropout", "rate": self.rate, "noise_shape": noise_shape}
-
-
-LAYERS = {cls.__name__: cls for cls in (Dense, Activation, Dropout)}
-
-
-def layer_from_config(config: dict) -> Layer:
-    """Rebuild an (unbuilt) layer from :meth:`Layer.get_config`'s description."""
-    settings = dict(config)
-    kind = settings.pop("type", None)
-    if kind not in LAYERS:
-        raise ValueError(f"unknown layer type {kind!r}; valid types are {', '.join(LAYERS)}")
-    if kind == "Dropout" and settings.get("noise_shape") is not None:
-        settings["noise_shape"] = tuple(settings["noise_shape"])
-    return LAYERS[kind](**settings)
-
-
-def check_backend(x: Array, backend: Backend, what: str) -> None:
-    """Raise a TypeError when ``x`` is not an array of ``backend`` on its device."""
-    library = array_library(x)
-    if library != backend.name:
-        got = "host data (a list or scalar)" if library is None else f"an array of {library}"
-        raise TypeError(
-            f"{what}: got {got} but the network computes with {backend.name}; move the "
-            f"data with nnxp.asarray(data) (under nnxp.use_backend({backend.name!r}))"
-        )
-    device = getattr(x, "device", None)
-    if device is not None and device != backend.device and backend.name != "numpy":
-        raise TypeError(
-            f"{what}: the array is on device {device} but the network is on "
-            f"{backend.device}; move it with nnxp.asarray(data)"
-        )
+__all__ = [
+    "ActivatedLayer",
+    "Activation",
+    "BuildContext",
+    "Dense",
+    "Dropout",
+    "Layer",
+    "check_backend",
+    "check_output",
+    "check_rate",
+    "check_size",
+]

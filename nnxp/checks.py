@@ -1,0 +1,201 @@
+"""Input checks at the network's entry points: data, masks, targets, settings.
+
+Every check raises a ``ValueError``/``TypeError`` naming what was expected and what was
+received, before any state changes. ``Sequential`` calls these once per public call; the
+training step never does.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from typing import Any
+
+from array_api_compat import is_torch_array
+
+from .layers import check_backend
+
+Array = Any
+
+#: Tolerance on the row sums of probability targets, by the precision they were made in.
+ROW_SUM_TOLERANCE = {2: 1e-2, 4: 1e-4, 8: 1e-8}
+
+
+def integer(name: str, value: Any, low: int = 0) -> int:
+    """``value`` as a Python int (NumPy integers accepted) if it is an integer >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        kind = "positive" if low == 1 else "non-negative" if low == 0 else f">= {low}"
+        raise ValueError(f"{name} must be a {kind} integer, got {value!r}")
+    return operator.index(value)
+
+
+def real(name: str, value: Any, low: float = -math.inf) -> float:
+    """``value`` as a Python float (NumPy scalars accepted) if it is a real number >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return float(value)
+
+
+def detached(x: Array) -> Array:
+    """A torch tensor that requires grad, detached (nnxp computes its own gradients: an
+    autograd graph hanging off the data would keep every step's activations alive)."""
+    if is_torch_array(x) and getattr(x, "requires_grad", False):
+        return x.detach()
+    return x
+
+
+def check_inputs(net: Any, X: Array, *, allow_empty: bool = False) -> Array:
+    """Check ``X`` belongs to ``net``'s backend and fits its first layer; cast it to the
+    network dtype (unless the first layer takes integers: ``integer_input = True``).
+
+    Raises
+    ------
+    TypeError
+        An array of another backend or device, or a dtype that is not a real number.
+    ValueError
+        Wrong rank or feature count (named by the first layer), or an empty axis.
+    """
+    first = net.layers[0]
+    check_backend(X, net.backend, f"{first.label} input X")
+    X = detached(X)
+    xp = net.xp
+    if getattr(first, "integer_input", False):  # token ids: the first layer checks them
+        pass
+    elif X.dtype != net.dtype:
+        if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"{first.label} input X must hold real numbers, got dtype {X.dtype}")
+        X = xp.astype(X, net.dtype)
+    check = getattr(first, "check_input", None)
+    if check is not None:
+        check(X)
+    elif X.ndim < 2:
+        raise ValueError(
+            f"{first.label} expects input of shape (n_samples, ...), got shape {tuple(X.shape)}"
+        )
+    if X.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{first.label} input X is empty (0 samples)")
+    empty = [axis for axis, size in enumerate(X.shape) if size == 0 and axis > 0]
+    if empty:
+        raise ValueError(
+            f"{first.label} input X has shape {tuple(X.shape)}: axis {empty[0]} is empty "
+            f"(0 entries); every axis but the first (samples) needs at least one"
+        )
+    return X
+
+
+def check_mask(net: Any, mask: Array, out_shape: tuple[int, ...]) -> Array:
+    """Check a softmax mask (bool, or 0/1 numbers) of the output's shape; return it as bool."""
+    if mask is None:
+        return None
+    xp = net.xp
+    check_backend(mask, net.backend, "mask")
+    mask = detached(mask)
+    if tuple(mask.shape) != tuple(out_shape):
+        raise ValueError(
+            f"mask must have the shape of the network output {tuple(out_shape)}, got "
+            f"{tuple(mask.shape)}"
+        )
+    if mask.dtype == xp.bool:
+        return mask
+    if not xp.isdtype(mask.dtype, ("real floating", "integral")):
+        raise TypeError(f"mask must be boolean or 0/1 numbers, got dtype {mask.dtype}")
+    if bool(xp.any((mask != 0) & (mask != 1))):
+        raise ValueError("mask must hold only 0 and 1 (or be boolean)")
+    return mask == 1
+
+
+def check_targets(
+    net: Any, T: Array, loss: Any, out_shape: tuple[int, ...], mask: Array = None
+) -> Array:
+    """Check targets against the output shape and loss; make integer class labels one-hot.
+
+    Class labels of any integer dtype (uint8 included) are compared as int64, so a label
+    dtype narrower than the class count never wraps around.
+    """
+    xp = net.xp
+    check_backend(T, net.backend, "targets T")
+    T = detached(T)
+    out_shape = tuple(out_shape)
+    if tuple(T.shape[:1]) != out_shape[:1]:
+        raise ValueError(f"X has {out_shape[0]} rows but T has {T.shape[0] if T.ndim else 0}")
+    n_classes = out_shape[-1]
+    from_labels = loss.name == "cross_entropy" and tuple(T.shape) == out_shape[:-1]
+    precision = 0  # bytes of the targets' own float precision (0: exact)
+    if from_labels:
+        if not xp.isdtype(T.dtype, "integral"):
+            raise TypeError(
+                f"class labels of shape {tuple(T.shape)} must be integers, got {T.dtype}"
+            )
+        T = xp.astype(T, xp.int64)
+        if bool(xp.any((T < 0) | (T >= n_classes))):
+            raise ValueError(f"class labels must lie in [0, {n_classes}), the output width")
+        classes = xp.arange(n_classes, dtype=xp.int64, device=net.backend.device)
+        T = xp.astype(T[..., None] == classes, net.dtype)
+    elif tuple(T.shape) != out_shape:
+        raise ValueError(
+            f"loss {loss.name!r}: targets T must have shape {out_shape} (the output of "
+            f"{net.layers[-1].label})"
+            + (
+                f" or class labels of shape {out_shape[:-1]}"
+                if loss.name == "cross_entropy"
+                else ""
+            )
+            + f", got {tuple(T.shape)}"
+        )
+    if T.dtype != net.dtype:
+        if not xp.isdtype(T.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"targets T must hold real numbers, got dtype {T.dtype}")
+        if xp.isdtype(T.dtype, "real floating"):
+            precision = xp.finfo(T.dtype).bits // 8
+        T = xp.astype(T, net.dtype)
+    if loss.name == "cross_entropy":
+        precision = min(precision or 8, xp.finfo(net.dtype).bits // 8)
+        check_probability_rows(xp, T, mask, ROW_SUM_TOLERANCE[precision])
+    return T
+
+
+def check_probability_rows(xp: Any, T: Array, mask: Array, tolerance: float) -> None:
+    """Cross-entropy targets: non-negative rows summing to one (the fused delta ``Y - T``
+    holds for those); with a mask, no mass on masked outputs and all-masked rows all zero.
+
+    ``tolerance`` bounds ``|row sum - 1|``; it follows the precision the targets were made
+    in (1e-4 for float32 targets even in a float64 network)."""
+    if mask is not None and bool(xp.any(xp.where(mask, 0.0, T) != 0)):
+        rows = xp.any(xp.where(mask, 0.0, T) != 0, axis=-1)
+        first = int(xp.argmax(xp.astype(xp.reshape(rows, (-1,)), xp.int8)))
+        raise ValueError(
+            "targets put probability on outputs the mask forbids (first at flattened row "
+            f"{first}); class labels must name an allowed output"
+        )
+    sums = xp.sum(T, axis=-1)
+    if mask is not None:
+        sums = xp.where(xp.any(mask, axis=-1), sums, 1.0)
+    if bool(xp.any(T < 0)):
+        raise ValueError(
+            "cross_entropy targets must be probability rows: non-negative, each summing to 1; "
+            f"the smallest entry is {float(xp.min(T))!r}"
+        )
+    error = xp.abs(sums - 1.0)
+    worst = float(xp.max(error))
+    if worst > tolerance:
+        raise ValueError(
+            "cross_entropy targets must be probability rows: non-negative, each summing "
+            f"to 1 (one-hot rows or integer class labels); row sums lie in "
+            f"[{float(xp.min(sums))!r}, {float(xp.max(sums))!r}], off by up to {worst:.3g} "
+            f"(tolerance {tolerance:g} for targets of this precision)"
+        )
+
+
+def all_finite(xp: Any, values: Array, block: int = 1 << 20) -> bool:
+    """``all(isfinite(values))`` over blocks of rows (a bounded temporary, not a boolean
+    copy of the whole data set), read back once."""
+    n = values.shape[0]
+    if n == 0:
+        return True
+    rows = max(1, block // max(1, math.prod(values.shape[1:])))
+    blocks = (values[i : min(i + rows, n), ...] for i in range(0, n, rows))
+    flags = [xp.all(xp.isfinite(part)) for part in blocks]
+    return bool(xp.all(xp.stack(flags)))

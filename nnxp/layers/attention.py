@@ -1,0 +1,230 @@
+"""Attention layers: multi-head self-attention and additive attention pooling."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..functional.attention import (
+    additive_pooling_backward,
+    additive_pooling_forward,
+    mha_backward,
+    mha_forward,
+)
+from ._sequence import SequenceLayer, constant, uniform_weights
+from .core import BuildContext
+from .registry import register
+
+Array = Any
+
+
+@register
+class MultiHeadAttention(SequenceLayer):
+    """Multi-head scaled dot-product self-attention with the output projection: PyTorch's
+    ``nn.MultiheadAttention(dim, num_heads, batch_first=True)`` called as ``m(x, x, x)``.
+
+    Parameters
+    ----------
+    dim : int
+        ``D``, features per step (in and out).
+    num_heads : int
+        ``H``, dividing ``dim``.
+    causal : bool, default False
+        Step ``t`` attends to steps ``<= t`` only.
+
+    Attributes
+    ----------
+    params : dict
+        PyTorch's names and shapes: ``in_proj_weight (3D, D)`` (query, key, value rows),
+        ``in_proj_bias (3D,)``, ``out_proj_weight (D, D)`` (PyTorch's ``out_proj.weight``),
+        ``out_proj_bias (D,)``. Initialised as PyTorch: Xavier-uniform in-projection,
+        zero biases.
+    attention_weights : array of shape (N, H, T, T)
+        The weights of the last forward pass (rows: queries, columns: keys).
+
+    Notes
+    -----
+    ``sequence_mask`` (bool ``(N, T)``, True for real steps) masks padded *keys* (PyTorch's
+    ``key_padding_mask = ~sequence_mask``); outputs at padded queries are computed as in
+    PyTorch, and a loss that ignores padded steps gives them zero gradient.
+    """
+
+    takes_sequence_mask = True
+
+    def __init__(self, dim: int, num_heads: int, causal: bool = False) -> None:
+        for what, value in (("dim", dim), ("num_heads", num_heads)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"MultiHeadAttention {what} must be a positive integer, got {value!r}"
+                )
+        if dim % num_heads:
+            raise ValueError(
+                f"MultiHeadAttention dim must be divisible by num_heads, got dim={dim} and "
+                f"num_heads={num_heads}"
+            )
+        if not isinstance(causal, bool):
+            raise TypeError(f"MultiHeadAttention causal must be True or False, got {causal!r}")
+        super().__init__()
+        self.dim, self.num_heads, self.causal = dim, num_heads, causal
+        self._cache: Any = None
+
+    @property
+    def attention_weights(self) -> Array:
+        return None if self._cache is None else self._cache.P
+
+    def describe(self) -> str:
+        causal = ", causal" if self.causal else ""
+        return f"MultiHeadAttention({self.dim}, {self.num_heads} heads{causal})"
+
+    def _settings(self) -> dict:
+        return {"dim": self.dim, "num_heads": self.num_heads, "causal": self.causal}
+
+    def build(self, ctx: BuildContext) -> None:
+        super().build(ctx)
+        D = self.dim
+        self.params = {
+            "in_proj_weight": uniform_weights(ctx, (3 * D, D), math.sqrt(6.0 / (4 * D))),
+            "in_proj_bias": constant(ctx, (3 * D,), 0.0),
+            "out_proj_weight": uniform_weights(ctx, (D, D), 1.0 / math.sqrt(D)),
+            "out_proj_bias": constant(ctx, (D,), 0.0),
+        }
+
+    def forget(self) -> None:
+        self._cache = None
+
+    def output_width(self, n_inputs: int | None) -> int:
+        if n_inputs is not None and n_inputs != self.dim:
+            raise ValueError(
+                f"{self.label} expects {self.dim} features but the layer before it gives {n_inputs}"
+            )
+        return self.dim
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{self.label} expects input of shape (n_samples, n_steps, {self.dim}), got "
+                f"shape {tuple(input_shape)}"
+            )
+        self.output_width(input_shape[-1])
+        return tuple(input_shape)
+
+    def forward(self, X: Array, *, training: bool = False, sequence_mask: Array = None) -> Array:
+        """Self-attention of ``X`` (shape (N, T, dim)) -> (N, T, dim)."""
+        self._ensure_built(X)
+        self._check_float_input(X, 3, self.dim, f"(n_samples, n_steps, {self.dim})")
+        self._check_mask(sequence_mask, X.shape[0], X.shape[1])
+        p = self.params
+        Y, self._cache = mha_forward(
+            X,
+            p["in_proj_weight"],
+            p["in_proj_bias"],
+            p["out_proj_weight"],
+            p["out_proj_bias"],
+            self.num_heads,
+            key_mask=sequence_mask,
+            causal=self.causal,
+            xp=self.xp,
+        )
+        return Y
+
+    def backward(self, dEdY: Array, *, need_dX: bool = True) -> Array | None:
+        if self._cache is None:
+            raise RuntimeError(f"{self.label}: backward called before forward")
+        dX, dWi, dbi, dWo, dbo = mha_backward(dEdY, self._cache, need_dX=need_dX, xp=self.xp)
+        self.grads = {
+            "in_proj_weight": dWi,
+            "in_proj_bias": dbi,
+            "out_proj_weight": dWo,
+            "out_proj_bias": dbo,
+        }
+        return dX
+
+
+@register
+class AdditiveAttentionPooling(SequenceLayer):
+    """Bahdanau-style attention pooling over time: ``(N, T, dim)`` -> ``(N, dim)``.
+
+    ``s_t = v . tanh(W x_t + b)``; ``a = softmax(s)`` over each sequence's real steps;
+    the output is ``sum_t a_t x_t``.
+
+    Parameters
+    ----------
+    dim : int
+        Features per step.
+    units : int, optional
+        Size of the scoring layer (default ``dim``).
+
+    Attributes
+    ----------
+    params : {"W": (units, dim), "b": (units,), "v": (units,)}
+    attention_weights : array of shape (N, T), the weights of the last forward pass
+    """
+
+    takes_sequence_mask = True
+
+    def __init__(self, dim: int, units: int | None = None) -> None:
+        units = dim if units is None else units
+        for what, value in (("dim", dim), ("units", units)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"AdditiveAttentionPooling {what} must be a positive integer, got {value!r}"
+                )
+        super().__init__()
+        self.dim, self.units = dim, units
+        self._cache: Any = None
+
+    @property
+    def attention_weights(self) -> Array:
+        return None if self._cache is None else self._cache[1]
+
+    def describe(self) -> str:
+        return f"AdditiveAttentionPooling({self.dim}, units={self.units})"
+
+    def _settings(self) -> dict:
+        return {"dim": self.dim, "units": self.units}
+
+    def build(self, ctx: BuildContext) -> None:
+        super().build(ctx)
+        limit = math.sqrt(6.0 / (self.dim + self.units))
+        self.params = {
+            "W": uniform_weights(ctx, (self.units, self.dim), limit),
+            "b": constant(ctx, (self.units,), 0.0),
+            "v": uniform_weights(ctx, (self.units,), math.sqrt(3.0 / self.units)),
+        }
+
+    def forget(self) -> None:
+        self._cache = None
+
+    def output_width(self, n_inputs: int | None) -> int:
+        if n_inputs is not None and n_inputs != self.dim:
+            raise ValueError(
+                f"{self.label} expects {self.dim} features but the layer before it gives {n_inputs}"
+            )
+        return self.dim
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{self.label} expects input of shape (n_samples, n_steps, {self.dim}), got "
+                f"shape {tuple(input_shape)}"
+            )
+        self.output_width(input_shape[-1])
+        return (input_shape[0], self.dim)
+
+    def forward(self, X: Array, *, training: bool = False, sequence_mask: Array = None) -> Array:
+        """Pool ``X`` (shape (N, T, dim)) over its real steps -> (N, dim)."""
+        self._ensure_built(X)
+        self._check_float_input(X, 3, self.dim, f"(n_samples, n_steps, {self.dim})")
+        self._check_mask(sequence_mask, X.shape[0], X.shape[1])
+        p = self.params
+        Y, self._cache = additive_pooling_forward(
+            X, p["W"], p["b"], p["v"], mask=sequence_mask, xp=self.xp
+        )
+        return Y
+
+    def backward(self, dEdY: Array, *, need_dX: bool = True) -> Array | None:
+        if self._cache is None:
+            raise RuntimeError(f"{self.label}: backward called before forward")
+        dX, dW, db, dv = additive_pooling_backward(dEdY, self._cache, need_dX=need_dX, xp=self.xp)
+        self.grads = {"W": dW, "b": db, "v": dv}
+        return dX

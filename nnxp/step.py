@@ -1,0 +1,239 @@
+"""The training step as one pure function, built once per (network, loss, optimizer).
+
+::
+
+    step = build_step(net, "cross_entropy", nnxp.Adam(1e-3), compile=True)
+    params, opt_state = net.parameters(), optimizer.init_state(net.parameters())
+    rng = net.rng.get_state()
+    for Xb, Tb in batches:
+        params, opt_state, rng, loss_sum = step(params, opt_state, rng, Xb, Tb, None)
+
+From the caller's view the step is pure: it reads ``params``, the optimizer state and the
+random state it is given and returns new ones; the network's layers, its generator and the
+optimizer object are left as they were (the step borrows the layers to run their forward and
+backward passes, then puts their parameters back and clears their caches, so no
+intermediate, and under ``jax.jit`` no tracer, outlives the call). Nothing is read back to
+the host.
+
+Randomness: on jax ``rng`` is the ``jax.random`` key (``net.rng.get_state()``), split by
+every draw and returned advanced, so a compiled step draws fresh dropout masks at every call.
+On the stateful backends (numpy, torch, cupy, array_api_strict) ``rng=None`` lets the
+network's generator advance in place (cheapest); a state from ``net.rng.get_state()`` is
+set before and read back after the step instead.
+
+``compile=True`` (jax only) wraps the step in ``jax.jit``; :meth:`Step.epoch` runs equal-size
+batches of an epoch through ``jax.lax.scan`` as one program.
+
+Where a data-parallel allreduce goes: between the gradients and the optimizer update (see
+``grads_hook``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .losses import Loss, get_loss
+from .optimizers import Optimizer, get_optimizer
+
+Array = Any
+Params = list
+
+
+class Step:
+    """A built training step; call it as ``step(params, opt_state, rng, X, T, mask)``.
+
+    Attributes
+    ----------
+    net, loss, optimizer
+        What it was built from.
+    compiled : bool
+        Whether the call runs a ``jax.jit`` program.
+    """
+
+    def __init__(
+        self,
+        net: Any,
+        loss: Loss,
+        optimizer: Optimizer,
+        *,
+        compile: bool,
+        donate: bool,
+        grads_hook: Callable[[Params], Params] | None,
+    ) -> None:
+        self.net, self.loss, self.optimizer = net, loss, optimizer
+        self.compiled = compile
+        self._jax = net.backend.name == "jax"
+        self._donate = donate and not self._jax
+        self._grads_hook = grads_hook
+        self._jitted: Any = None
+        self._scanned: Any = None
+        if compile:
+            import jax
+
+            self._jitted = jax.jit(self._pure)
+
+    # ------------------------------------------------------------------ the step itself
+    def _pure(self, params, opt_state, rng, X, T, mask):
+        net = self.net
+        layers = net.layers
+        saved_params = [layer.params for layer in layers]
+        saved_rng = None
+        if rng is not None:
+            saved_rng = net.rng.get_state()
+            net.rng.set_state(rng)
+        try:
+            for layer, p in zip(layers, params):
+                layer.params = p
+            result = net._loss_and_delta(X, T, self.loss, mask, True)
+            total = result[0] if isinstance(result, tuple) else result
+            grads = [layer.grads for layer in layers]
+            if self._grads_hook is not None:
+                grads = self._grads_hook(grads)
+            new_params, new_state = self.optimizer.update(
+                params, grads, opt_state, inplace=self._donate
+            )
+            new_rng = None if rng is None else net.rng.get_state()
+        finally:
+            for layer, p in zip(layers, saved_params):
+                layer.params = p
+                layer.grads = {}
+                layer.forget()
+            if rng is not None:
+                net.rng.set_state(saved_rng)
+        return new_params, new_state, new_rng, total
+
+    def __call__(
+        self, params: Params, opt_state: dict, rng: Any, X: Array, T: Array, mask: Array = None
+    ) -> tuple[Params, dict, Any, Array]:
+        """One optimizer step on the batch ``(X, T, mask)`` (prepared: see
+        ``Sequential.prepare``).
+
+        Parameters
+        ----------
+        params : list of dict of str to array
+            One dict per layer (``net.parameters()`` to start).
+        opt_state : dict
+            ``optimizer.init_state(params)`` to start, then what the last step returned.
+        rng : jax key, generator state or None
+            See the module docstring; required (a key) for a compiled step.
+        X : array of shape (batch, ..., n_inputs)
+        T : array of the output's shape (targets already one-hot)
+        mask : array of the output's shape, optional
+
+        Returns
+        -------
+        params, opt_state, rng, loss_sum
+            ``loss_sum`` is a 0-d array on the device: the batch's loss summed over its
+            counted rows (the mean times the count), for the epoch total.
+        """
+        if not self.compiled:
+            return self._pure(params, opt_state, rng, X, T, mask)
+        if rng is None:
+            raise ValueError(
+                "a compiled step needs rng, the jax.random key to draw dropout masks from "
+                "(net.rng.get_state()); without it every step would reuse one mask"
+            )
+        return self._jitted(params, _traced_step(opt_state, self.net.xp), rng, X, T, mask)
+
+    def epoch(
+        self, params: Params, opt_state: dict, rng: Any, X: Array, T: Array, mask: Array = None
+    ) -> tuple[Params, dict, Any, Array]:
+        """Every step of an epoch whose batches are stacked on a new first axis.
+
+        Parameters
+        ----------
+        X : array of shape (n_batches, batch, ..., n_inputs)
+        T, mask : arrays stacked the same way (mask may be None)
+
+        Returns
+        -------
+        params, opt_state, rng, loss_sums
+            ``loss_sums`` has shape ``(n_batches,)``. Compiled: one ``jax.lax.scan`` program;
+            otherwise a Python loop over the batches (same numbers).
+        """
+        xp = self.net.xp
+        if not self.compiled:
+            sums = []
+            for i in range(X.shape[0]):
+                Mi = None if mask is None else mask[i, ...]
+                params, opt_state, rng, total = self(
+                    params, opt_state, rng, X[i, ...], T[i, ...], Mi
+                )
+                sums.append(total)
+            return params, opt_state, rng, xp.stack(sums)
+        if rng is None:
+            raise ValueError("a compiled epoch needs rng (net.rng.get_state())")
+        if self._scanned is None:
+            import jax
+
+            def body(carry, batch):
+                p, s, r = carry
+                Xb, Tb, Mb = batch
+                p, s, r, total = self._pure(p, s, r, Xb, Tb, Mb)
+                return (p, s, r), total
+
+            def run(p, s, r, Xs, Ts, Ms):
+                (p, s, r), totals = jax.lax.scan(body, (p, s, r), (Xs, Ts, Ms))
+                return p, s, r, totals
+
+            self._scanned = jax.jit(run)
+        return self._scanned(params, _traced_step(opt_state, xp), rng, X, T, mask)
+
+
+def _traced_step(opt_state: dict, xp: Any) -> dict:
+    """The step count as a 0-d int32 array, so the compiled program is traced once."""
+    step = opt_state["step"]
+    if isinstance(step, int):
+        return {**opt_state, "step": xp.asarray(step, dtype=xp.int32)}
+    return opt_state
+
+
+def build_step(
+    net: Any,
+    loss: str | Loss,
+    optimizer: str | Optimizer,
+    *,
+    compile: bool = False,
+    donate: bool = False,
+    grads_hook: Callable[[Params], Params] | None = None,
+) -> Step:
+    """Build the pure training step of ``net`` for ``loss`` and ``optimizer``.
+
+    Parameters
+    ----------
+    net : Sequential
+    loss : {"mse", "cross_entropy", "binary_cross_entropy"} or Loss
+    optimizer : {"adam", "sgd", "adamw"} or Optimizer
+        Only its hyperparameters and functional form are used; its own state is untouched.
+    compile : bool
+        Compile with ``jax.jit`` (jax backend only; elsewhere a ``ValueError`` says so).
+    donate : bool
+        On mutable backends, update the ``params`` and optimizer state passed in, in place
+        (the same numbers, less allocation): for a caller that owns and discards them, as
+        ``fit`` does. Ignored on jax.
+    grads_hook : callable, optional
+        ``grads -> grads`` between the backward pass and the update (an allreduce).
+
+    Returns
+    -------
+    Step
+        ``step(params, opt_state, rng, X, T, mask) -> (params, opt_state, rng, loss_sum)``.
+
+    Raises
+    ------
+    ValueError
+        ``compile=True`` on a backend other than jax, or a loss the output layer cannot
+        be differentiated with.
+    """
+    loss = get_loss(loss)
+    optimizer = get_optimizer(optimizer)
+    out = net._output_layer()
+    loss.check_activation(out.activation, out.label)
+    if compile and net.backend.name != "jax":
+        raise ValueError(
+            f"compile=True needs the jax backend (nnxp.set_backend('jax')); the network "
+            f"computes with {net.backend.name}, which nnxp does not compile: "
+            f"use compile=False there"
+        )
+    return Step(net, loss, optimizer, compile=bool(compile), donate=donate, grads_hook=grads_hook)

@@ -1,0 +1,1 @@
+"""scikit-learn's own MLP test module, run in place against nnxp's estimators."""

@@ -1,0 +1,172 @@
+"""The jax backend: float64 only under the user's x64, immutable arrays, and the compiled step
+(jax.jit, lax.scan) equal to the eager one, with dropout masks drawn fresh at every step."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import host, normal, one_hot
+
+import nnxp
+from nnxp.backend import backend_status
+from nnxp.step import build_step
+
+jax = pytest.importorskip("jax")
+pytestmark = pytest.mark.skipif(
+    backend_status("jax") is not None, reason=f"jax unavailable: {backend_status('jax')}"
+)
+
+
+@pytest.fixture
+def on_jax():
+    with nnxp.use_backend("jax") as backend:
+        yield backend
+
+
+def _net(dtype="float32", dropout=0.0):
+    layers = [nnxp.Dense(6, 16, "relu")]
+    if dropout:
+        layers.append(nnxp.Dropout(dropout))
+    layers += [nnxp.Dense(16, 3, "softmax")]
+    return nnxp.Sequential(layers, seed=2, dtype=dtype)
+
+
+def test_jax_is_a_backend_with_immutable_arrays(on_jax):
+    assert "jax" in nnxp.available_backends()
+    x = nnxp.asarray(np.arange(6.0).reshape(2, 3))
+    assert nnxp.backend.array_library(x) == "jax" and x.dtype == on_jax.xp.float32
+    np.testing.assert_array_equal(nnxp.to_numpy(x), np.arange(6.0).reshape(2, 3))
+    with nnxp.use_backend("numpy"):
+        back = nnxp.asarray(x)
+    assert isinstance(back, np.ndarray)
+
+
+def test_float64_needs_the_users_x64_and_nnxp_never_flips_it():
+    with jax.enable_x64(False):
+        with nnxp.use_backend("jax") as backend:
+            assert backend.dtype(None) == backend.xp.float32
+            with pytest.raises(ValueError, match="jax_enable_x64") as info:
+                nnxp.Sequential([nnxp.Dense(2, 2)], dtype="float64")
+            assert "nnxp does not change this global flag" in str(info.value)
+            with pytest.raises(ValueError, match="64-bit mode"):
+                nnxp.asarray([1.0, 2.0], dtype="float64")
+            x = nnxp.asarray(np.ones(3))  # float64 host data becomes float32, no warning
+            assert x.dtype == backend.xp.float32
+        assert not jax.config.jax_enable_x64
+    with jax.enable_x64(True):
+        with nnxp.use_backend("jax"):
+            net = nnxp.Sequential([nnxp.Dense(2, 2)], dtype="float64")
+            assert net.layers[0].W.dtype == np.float64
+        assert jax.config.jax_enable_x64
+
+
+def test_info_lists_jax():
+    out = subprocess.run(
+        [sys.executable, "-m", "nnxp", "info"], capture_output=True, text=True, check=True
+    ).stdout
+    line = next(line for line in out.splitlines() if line.strip().startswith("jax "))
+    assert "usable" in line and "x64" in line and jax.__version__ in line
+
+
+def test_gradients_on_jax_equal_numpy_in_float64(rng):
+    X, labels = rng.standard_normal((10, 6)), rng.integers(0, 3, 10)
+    results = {}
+    for name in ("numpy", "jax"):
+        with jax.enable_x64(True), nnxp.use_backend(name):
+            net = _net("float64")
+            loss, grads = net.loss_and_gradient(
+                nnxp.asarray(X, dtype="float64"), nnxp.asarray(labels), "cross_entropy"
+            )
+            results[name] = (loss, [host(g["W"]) for g in grads if g])
+    assert results["jax"][0] == pytest.approx(results["numpy"][0], rel=1e-12)
+    for a, b in zip(results["jax"][1], results["numpy"][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "make_opt", [lambda: nnxp.Adam(0.01), lambda: nnxp.SGD(0.1, momentum=0.9, nesterov=True)]
+)
+def test_compiled_step_equals_eager_to_rounding(rng, dtype, make_opt):
+    with jax.enable_x64(dtype == "float64"), nnxp.use_backend("jax"):
+        X, T = normal(rng, (4, 16, 6), dtype), one_hot(rng, (4, 16), 3, dtype)
+        results = []
+        for compile in (False, True):
+            net, opt = _net(dtype, dropout=0.25), make_opt()
+            step = build_step(net, "cross_entropy", opt, compile=compile)
+            params, state, key = (
+                net.parameters(),
+                opt.init_state(net.parameters()),
+                net.rng.get_state(),
+            )
+            totals = []
+            for i in range(4):
+                params, state, key, total = step(params, state, key, X[i, ...], T[i, ...])
+                totals.append(host(total))
+            results.append((params, totals, int(state["step"])))
+        (eager, eager_totals, n1), (compiled, compiled_totals, n2) = results
+        assert n1 == n2 == 4
+        rtol = 1e-4 if dtype == "float32" else 1e-11
+        np.testing.assert_allclose(compiled_totals, eager_totals, rtol=rtol)
+        for a, b in zip(compiled, eager):
+            for k in a:
+                np.testing.assert_allclose(host(a[k]), host(b[k]), rtol=rtol, atol=rtol * 1e-2)
+
+
+def test_dropout_masks_differ_from_step_to_step_under_compile(rng):
+    with nnxp.use_backend("jax"):
+        X, T = normal(rng, (32, 6), "float32"), one_hot(rng, (32,), 3, "float32")
+        net, opt = _net(dropout=0.5), nnxp.SGD(0.0)  # lr 0: only the masks change the loss
+        step = build_step(net, "cross_entropy", opt, compile=True)
+        params, state, key = net.parameters(), opt.init_state(net.parameters()), net.rng.get_state()
+        totals = []
+        for _ in range(4):
+            params, state, key, total = step(params, state, key, X, T)
+            totals.append(float(total))
+        assert len(set(totals)) == 4, totals
+        no_dropout = float(net.loss_and_gradient(X, T, "cross_entropy")[0]) * 32
+        assert all(t != pytest.approx(no_dropout, rel=1e-6) for t in totals)
+        with pytest.raises(ValueError, match="needs rng"):
+            step(params, state, None, X, T)
+
+
+def test_compiled_step_leaks_no_tracer_and_leaves_the_network_alone(rng):
+    with nnxp.use_backend("jax"):
+        X, T = normal(rng, (8, 6), "float32"), one_hot(rng, (8,), 3, "float32")
+        net, opt = _net(dropout=0.5), nnxp.Adam()
+        before = [host(layer.params["W"]) for layer in net.layers if layer.params]
+        key = net.rng.get_state()
+        step = build_step(net, "cross_entropy", opt, compile=True)
+        with jax.checking_leaks():
+            step(net.parameters(), opt.init_state(net.parameters()), key, X, T)
+        for layer in net.layers:
+            assert layer.grads == {}
+            for value in layer.params.values():
+                assert not isinstance(value, jax.core.Tracer)
+        after = [host(layer.params["W"]) for layer in net.layers if layer.params]
+        for a, b in zip(before, after):
+            np.testing.assert_array_equal(a, b)
+        assert not isinstance(net.rng.get_state(), jax.core.Tracer)
+        assert opt.state is None
+
+
+def test_scanned_epoch_equals_compiled_steps(rng):
+    with nnxp.use_backend("jax"):
+        X, T = normal(rng, (5, 16, 6), "float32"), one_hot(rng, (5, 16), 3, "float32")
+        net, opt = _net(dropout=0.2), nnxp.Adam(0.01)
+        step = build_step(net, "cross_entropy", opt, compile=True)
+        start = net.parameters(), opt.init_state(net.parameters()), net.rng.get_state()
+        p1, s1, k1, sums = step.epoch(*start, X, T)
+        p2, s2, k2 = start
+        totals = []
+        for i in range(5):
+            p2, s2, k2, total = step(p2, s2, k2, X[i, ...], T[i, ...])
+            totals.append(float(total))
+        np.testing.assert_allclose(host(sums), totals, rtol=1e-5)
+        np.testing.assert_allclose(host(p1[0]["W"]), host(p2[0]["W"]), rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(
+            np.asarray(jax.random.key_data(k1)), np.asarray(jax.random.key_data(k2))
+        )
