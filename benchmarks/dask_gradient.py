@@ -12,7 +12,9 @@ One call is ``nnxp.dask.loss_and_gradient`` of a 784-256-256-10 (relu, softmax) 
 after a warm-up; the speedup is the median of the per-round ratios. The per-call overhead is
 the median call time on a tiny data set (64 rows, 2 chunks) on the 2-worker cluster, for the
 two ways of sending the weights: scattered (``client=``) and as a shared graph key
-(``scheduler=client.get``, what a default client uses). Prints a Markdown table.
+(``scheduler=client.get``, what a default client uses). The chunk tasks each worker ran in
+one 2-worker call show the work split. Prints a Markdown table; the machine's load average
+is in its caption (the speedup means little on a busy machine).
 """
 
 from __future__ import annotations
@@ -71,6 +73,19 @@ def cluster(n_workers: int):
     return local, Client(local, set_as_default=False, timeout=60)
 
 
+def chunks_per_worker(client, call) -> list[int]:
+    """How many chunk tasks each worker ran during one ``call`` (the work split)."""
+    from distributed import get_task_stream
+
+    with get_task_stream(client=client) as stream:
+        call()
+    counts: dict[str, int] = {}
+    for task in stream.data:
+        if "_chunk_loss_and_gradient" in str(task["key"]):
+            counts[task["worker"]] = counts.get(task["worker"], 0) + 1
+    return sorted(counts.values())
+
+
 def timed(call) -> float:
     start = time.perf_counter()
     call()
@@ -85,6 +100,7 @@ def main(argv=None) -> None:
     p.add_argument("--overhead-calls", type=int, default=30)
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = p.parse_args(argv)
+    load_before = os.getloadavg()[0]
 
     net = network(args.dtype)
     clusters = {n: cluster(n) for n in (1, 2)}
@@ -96,8 +112,9 @@ def main(argv=None) -> None:
             client.compute([X.sum(), T.sum()], sync=True)  # every chunk is in memory now
             client.rebalance()  # the same amount of data on each worker
             data[n] = (X, T)
-            held = {w: len(keys) for w, keys in client.has_what().items()}
-            print(f"{n} worker(s): keys held per worker {sorted(held.values())}", file=sys.stderr)
+            sizes = client.nbytes(summary=False)
+            held = [sum(sizes.get(k, 0) for k in keys) / 1e6 for keys in client.has_what().values()]
+            print(f"{n} worker(s): MB held per worker {sorted(held)}", file=sys.stderr)
         X_host, T_host = (a.compute(scheduler=clusters[1][1].get) for a in data[1])
         X_mem, T_mem = nnxp.asarray(X_host), nnxp.asarray(T_host)
 
@@ -125,6 +142,7 @@ def main(argv=None) -> None:
             times["2"].append(timed(lambda: call(2)))
             times["mem"].append(timed(in_process))
         speedups = [a / b for a, b in zip(times["1"], times["2"])]
+        split = chunks_per_worker(clusters[2][1], lambda: call(2))
 
         _, client = clusters[2]
         tiny_X = da.from_array(X_host[:64], chunks=(32, -1))
@@ -161,7 +179,8 @@ def main(argv=None) -> None:
         f"{'-'.join(map(str, SIZES))} (relu, softmax + cross_entropy), {chunks} chunks of "
         f"{args.chunk_rows} rows; LocalCluster, processes, 1 thread each; median of "
         f"{args.rounds} interleaved rounds; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores\n"
+        f"{os.cpu_count()} cores, load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after\n"
     )
     print("| measure | value |")
     print("| --- | --- |")
@@ -172,6 +191,7 @@ def main(argv=None) -> None:
         f"| speedup 2 workers vs 1 (target >= 1.6) | {statistics.median(speedups):.2f} "
         f"(rounds: {', '.join(f'{s:.2f}' for s in speedups)}) |"
     )
+    print(f"| chunk tasks per worker in one 2-worker call | {', '.join(map(str, split))} |")
     for name, values in overhead.items():
         print(f"| per-call overhead, 64 rows in 2 chunks, weights {name} | {ms(values)} |")
     print(f"| max relative gradient difference, dask vs in-process | {error:.1e} |")

@@ -9,6 +9,7 @@ The chunks are computed where they live (NumPy on each worker; the weights are s
 every worker once per L-BFGS evaluation), the exact full-batch loss and gradient come back to
 this process, and ``scipy.optimize.minimize(method="L-BFGS-B")`` takes the step. The network
 lives on ``--backend``. Prints the training loss, the test accuracy and the wall time.
+A real cluster's workers need the same nnxp (and its dependencies) installed.
 """
 
 from __future__ import annotations

@@ -98,8 +98,8 @@ class Generator:
         elif backend.name == "jax":
             import jax
 
-            with jax.default_device(backend.device):
-                self._gen = jax.random.key(seed % 2**32)
+            # committed to the device, as a compiled step's outputs are: no recompile
+            self._gen = jax.device_put(jax.random.key(seed % 2**32), backend.device)
         elif backend.name == "cupy":
             import cupy
 

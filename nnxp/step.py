@@ -60,12 +60,14 @@ class Step:
         compile: bool,
         donate: bool,
         grads_hook: Callable[[Params], Params] | None,
+        with_count: bool = False,
     ) -> None:
         self.net, self.loss, self.optimizer = net, loss, optimizer
         self.compiled = compile
         self._jax = net.backend.name == "jax"
         self._donate = donate and not self._jax
         self._grads_hook = grads_hook
+        self._with_count = with_count
         self._jitted: Any = None
         self._scanned: Any = None
         if compile:
@@ -86,7 +88,12 @@ class Step:
             for layer, p in zip(layers, params):
                 layer.params = p
             result = net._loss_and_delta(X, T, self.loss, mask, True)
-            total = result[0] if isinstance(result, tuple) else result
+            if isinstance(result, tuple):
+                total, count = result
+            else:  # a network whose _loss_and_delta returns the sum alone
+                total, count = result, self.loss.count(net._output_layer().output().A, net.xp, mask)
+            if self._with_count:
+                total = (total, count)
             grads = [layer.grads for layer in layers]
             if self._grads_hook is not None:
                 grads = self._grads_hook(grads)
@@ -125,7 +132,9 @@ class Step:
         -------
         params, opt_state, rng, loss_sum
             ``loss_sum`` is a 0-d array on the device: the batch's loss summed over its
-            counted rows (the mean times the count), for the epoch total.
+            counted rows (the mean times the count), for the epoch total; built with
+            ``with_count=True``, the pair ``(loss_sum, count)`` (count: the rows the mean
+            runs over, an int or a 0-d array).
         """
         if not self.compiled:
             return self._pure(params, opt_state, rng, X, T, mask)
@@ -134,7 +143,7 @@ class Step:
                 "a compiled step needs rng, the jax.random key to draw dropout masks from "
                 "(net.rng.get_state()); without it every step would reuse one mask"
             )
-        return self._jitted(params, _traced_step(opt_state, self.net.xp), rng, X, T, mask)
+        return self._jitted(params, _traced_step(opt_state, self.net.backend), rng, X, T, mask)
 
     def epoch(
         self, params: Params, opt_state: dict, rng: Any, X: Array, T: Array, mask: Array = None
@@ -161,6 +170,10 @@ class Step:
                     params, opt_state, rng, X[i, ...], T[i, ...], Mi
                 )
                 sums.append(total)
+            if self._with_count:
+                totals = xp.stack([t for t, _ in sums])
+                counts = xp.stack([xp.asarray(c, dtype=totals.dtype) for _, c in sums])
+                return params, opt_state, rng, (totals, counts)
             return params, opt_state, rng, xp.stack(sums)
         if rng is None:
             raise ValueError("a compiled epoch needs rng (net.rng.get_state())")
@@ -178,14 +191,16 @@ class Step:
                 return p, s, r, totals
 
             self._scanned = jax.jit(run)
-        return self._scanned(params, _traced_step(opt_state, xp), rng, X, T, mask)
+        return self._scanned(params, _traced_step(opt_state, self.net.backend), rng, X, T, mask)
 
 
-def _traced_step(opt_state: dict, xp: Any) -> dict:
-    """The step count as a 0-d int32 array, so the compiled program is traced once."""
+def _traced_step(opt_state: dict, backend: Any) -> dict:
+    """The step count as a 0-d int32 array on the device (committed there, as the step's
+    outputs are), so the program is traced and compiled once, not again at the 2nd call."""
     step = opt_state["step"]
     if isinstance(step, int):
-        return {**opt_state, "step": xp.asarray(step, dtype=xp.int32)}
+        xp = backend.xp
+        return {**opt_state, "step": xp.asarray(step, dtype=xp.int32, device=backend.device)}
     return opt_state
 
 
@@ -197,6 +212,7 @@ def build_step(
     compile: bool = False,
     donate: bool = False,
     grads_hook: Callable[[Params], Params] | None = None,
+    with_count: bool = False,
 ) -> Step:
     """Build the pure training step of ``net`` for ``loss`` and ``optimizer``.
 
@@ -214,6 +230,9 @@ def build_step(
         ``fit`` does. Ignored on jax.
     grads_hook : callable, optional
         ``grads -> grads`` between the backward pass and the update (an allreduce).
+    with_count : bool
+        Return ``(loss_sum, count)`` in place of ``loss_sum`` (what ``fit`` needs to take
+        the mean over masked batches).
 
     Returns
     -------
@@ -236,4 +255,12 @@ def build_step(
             f"computes with {net.backend.name}, which nnxp does not compile: "
             f"use compile=False there"
         )
-    return Step(net, loss, optimizer, compile=bool(compile), donate=donate, grads_hook=grads_hook)
+    return Step(
+        net,
+        loss,
+        optimizer,
+        compile=bool(compile),
+        donate=donate,
+        grads_hook=grads_hook,
+        with_count=with_count,
+    )

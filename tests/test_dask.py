@@ -475,9 +475,9 @@ def test_a_killed_worker_changes_nothing(cluster, rng):
     local, client = cluster
     loss = "cross_entropy"
     net = network(loss)
-    X, T = data(loss, rng, n=200)
+    X, T = data(loss, rng, n=300)
     expected = net.loss_and_gradient(nnxp.asarray(X), nnxp.asarray(T), loss)
-    # a slow data source (as reading from disk would be): 20 chunks of 0.1 s each
+    # a slow data source (as reading from disk would be): 30 chunks of 0.1 s each
     Xd = rows(X, 10).map_blocks(lambda b: (time.sleep(0.1), b)[1], dtype=X.dtype)
     Td = rows(T, 10)
     result = {}
@@ -499,13 +499,15 @@ def test_a_killed_worker_changes_nothing(cluster, rng):
             time.sleep(0.02)
         else:
             pytest.fail("the chunks never ran on both workers")
-        time.sleep(0.3)  # let the victim finish a few chunks too: their results are lost
+        time.sleep(0.2)  # let the victim finish a chunk or two: their results are lost
         victim = next(iter(local.workers.values()))
+        address = victim.worker_address
         assert thread.is_alive(), "the computation ended before the kill"
         os.kill(victim.process.process.pid, signal.SIGKILL)
     finally:
         thread.join(timeout=60)
     assert not thread.is_alive(), "no result within 60 s of the kill"
+    assert address not in client.scheduler_info()["workers"]  # that worker really died
     assert "error" not in result, result.get("error")
     assert_same_result(result["value"], expected, "numpy")
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def on_jax():
-    with nnxp.use_backend("jax") as backend:
+    with jax.enable_x64(False), nnxp.use_backend("jax") as backend:
         yield backend
 
 

@@ -135,11 +135,11 @@ def test_check_output_names_a_layer_that_lies_about_its_shape(backend, rng):
     check_output(layer, (None, 4), Y)
     with pytest.raises(
         ValueError,
-        match=r"Dense\(3 -> 4, linear\): output_shape declares \(5, 3\) but forward "
-        r"returned an array of shape \(5, 4\)",
+        match=r"Dense\(3 -> 4, linear\) declares output shape \(5, 3\) for input \(5, 3\) "
+        r"but its forward returned \(5, 4\): fix the layer's output_shape or forward",
     ):
-        check_output(layer, (5, 3), Y)
-    with pytest.raises(ValueError, match="output_shape declares"):
+        check_output(layer, (5, 3), Y, (5, 3))
+    with pytest.raises(ValueError, match="declares output shape"):
         check_output(layer, (5, 4, 1), Y)
 
 

@@ -170,3 +170,17 @@ def test_compile_is_refused_where_nnxp_cannot_compile(backend):
 def test_a_loss_the_output_cannot_take_is_refused(backend):
     with pytest.raises(ValueError, match="cross_entropy"):
         build_step(_net(out="sigmoid"), "cross_entropy", "sgd")
+
+
+def test_with_count_returns_the_rows_the_mean_runs_over(backend, rng):
+    X = normal(rng, (4, 6))
+    mask = nnxp.asarray(np.array([[1, 1, 0], [0, 0, 0], [1, 0, 1], [1, 1, 1]], dtype=bool))
+    T = nnxp.asarray(np.array([[1.0, 0, 0], [0, 0, 0], [0, 0, 1.0], [0, 1.0, 0]]), dtype="float64")
+    net, opt = _net(), nnxp.SGD(0.1)
+    step = build_step(net, "cross_entropy", opt, with_count=True)
+    _, _, _, (total, count) = step(
+        net.parameters(), opt.init_state(net.parameters()), None, X, T, mask
+    )
+    assert float(count) == 3.0
+    mean = net.loss_and_gradient(X, T, "cross_entropy", mask=mask)[0]
+    assert host(total) / 3.0 == pytest.approx(mean, rel=1e-12)

@@ -110,7 +110,11 @@ class ActivationFunction:
 
 def _real(value: Any, what: str, low: float = -math.inf, high: float = math.inf) -> float:
     """A real setting in ``[low, high)`` (NumPy numbers accepted, bool refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value < high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not low <= float(value) < high
+    ):
         raise ValueError(f"{what} must be a number in [{low:g}, {high:g}), got {value!r}")
     return float(value)
 

@@ -130,6 +130,7 @@ class Layer:
     """
 
     takes_sequence_mask: ClassVar[bool] = False
+    _init_args: dict | None
     params: dict[str, Array]
     grads: dict[str, Array]
 
@@ -149,8 +150,8 @@ class Layer:
         self.grads = {}
         self.xp: Any = None
         self.dtype: Any = None
-        self.backend: Backend | None = None
-        self.rng: Generator | None = None
+        self.backend: Any = None  # Backend once built
+        self.rng: Any = None  # nnxp.random.Generator once built
         self.position = ""  # set by the network: "layers[2] "
 
     # ------------------------------------------------------------------ naming
@@ -318,7 +319,7 @@ def _bind_arguments(cls: type, args: tuple, kwargs: dict) -> dict | None:
 
 @functools.cache
 def _signature(cls: type) -> inspect.Signature:
-    return inspect.signature(cls.__init__)
+    return inspect.signature(cls.__init__)  # type: ignore[misc]
 
 
 def _plain(value: Any) -> Any:
@@ -350,15 +351,19 @@ def _building(forward: Any) -> Any:
 Layer.forward = _building(Layer.forward)  # type: ignore[method-assign]
 
 
-def check_output(layer: Layer, expected_shape: tuple, Y: Array) -> None:
+def check_output(
+    layer: Layer, expected_shape: tuple, Y: Array, input_shape: tuple | None = None
+) -> None:
     """Raise a ValueError naming ``layer`` when its forward returned ``Y`` whose shape
-    disagrees with the ``expected_shape`` it declared (None entries match anything)."""
+    disagrees with the ``expected_shape`` its :meth:`Layer.output_shape` declared (None
+    entries match anything); ``input_shape``, when given, goes in the message."""
     got = tuple(Y.shape)
     expected = tuple(expected_shape)
     if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
+        given = "" if input_shape is None else f" for input {tuple(input_shape)}"
         raise ValueError(
-            f"{layer.label}: output_shape declares {expected} but forward returned an array "
-            f"of shape {got}; make output_shape and forward agree"
+            f"{layer.label} declares output shape {expected}{given} but its forward returned "
+            f"{got}: fix the layer's output_shape or forward"
         )
 
 
@@ -371,7 +376,11 @@ def check_size(value: Any, what: str) -> int:
 
 def check_rate(value: Any, what: str, low: float = 0.0, high: float = 1.0) -> float:
     """A real setting in ``[low, high)`` (NumPy numbers accepted, bool refused) as ``float``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value < high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not low <= float(value) < high
+    ):
         raise ValueError(f"{what} must be a number in [{low:g}, {high:g}), got {value!r}")
     return float(value)
 

@@ -16,20 +16,19 @@ A layer's config is ``{"type": <registered name>, **settings}``; an activation's
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..functional.activations import ACTIVATIONS, ActivationFunction
 
 #: Registered layer classes by name (built-ins included).
-LAYERS: dict[str, type] = {}
+LAYERS: dict[str, Any] = {}
 
 C = TypeVar("C", bound=type)
 
 _FIX = "decorate it with @nnxp.register and give it get_config"
 
 
-def register(cls: C | None = None, *, name: str | None = None) -> C | Callable[[C], C]:
+def register(cls: Any = None, *, name: str | None = None) -> Any:
     """Make a layer or activation class known by name, so that a network holding it can be
     saved, loaded, pickled, cloned and moved between backends.
 
@@ -81,7 +80,8 @@ def register(cls: C | None = None, *, name: str | None = None) -> C | Callable[[
         key = name or cls.__name__
         _check_name(key, cls, LAYERS, "layer")
         LAYERS[key] = cls
-        cls._registered_name = key  # read through registered_name(), never inherited
+        # read through registered_name(), which ignores what a subclass inherits
+        cls._registered_name = key
         cls._registered_owner = cls
     else:
         raise TypeError(
