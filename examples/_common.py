@@ -10,7 +10,7 @@ import nnxp
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument(
-        "--backend", default="numpy", choices=["numpy", "array_api_strict", "torch", "cupy"]
+        "--backend", default="numpy", choices=["numpy", "array_api_strict", "torch", "jax", "cupy"]
     )
     p.add_argument("--seed", type=int, default=0)
     return p

@@ -51,6 +51,15 @@ from .training import EarlyStopping, History
 
 __version__ = "0.1.0"
 
+
+def export_onnx(model, path, *, opset=None, input_shape=None):
+    """Write ``model`` (a Sequential, or a fitted nnxp scikit-learn estimator) as an ONNX
+    graph; see :func:`nnxp.onnx.export_onnx` (needs ``pip install "nnxp[onnx]"``)."""
+    from .onnx import export_onnx as _export_onnx
+
+    return _export_onnx(model, path, opset=opset, input_shape=input_shape)
+
+
 if _os.environ.get("NNXP_BACKEND"):
     get_backend()  # an invalid $NNXP_BACKEND fails here, at import, naming the valid ones
 
@@ -68,6 +77,7 @@ __all__ = [
     "Dropout",
     "EarlyStopping",
     "Embedding",
+    "export_onnx",
     "Flatten",
     "GlobalAveragePooling1D",
     "GlobalMaxPooling1D",

@@ -79,7 +79,8 @@ class Step:
     def _pure(self, params, opt_state, rng, X, T, mask):
         net = self.net
         layers = net.layers
-        saved_params = [layer.params for layer in layers]
+        # plain copies: a wrapper's ``params`` is a live view over its parts
+        saved_params = [dict(layer.params) for layer in layers]
         saved_rng = None
         if rng is not None:
             saved_rng = net.rng.get_state()
@@ -143,6 +144,7 @@ class Step:
                 "a compiled step needs rng, the jax.random key to draw dropout masks from "
                 "(net.rng.get_state()); without it every step would reuse one mask"
             )
+        params = [dict(p) for p in params]  # plain dicts are pytrees (wrapper views are not)
         return self._jitted(params, _traced_step(opt_state, self.net.backend), rng, X, T, mask)
 
     def epoch(
@@ -191,6 +193,7 @@ class Step:
                 return p, s, r, totals
 
             self._scanned = jax.jit(run)
+        params = [dict(p) for p in params]
         return self._scanned(params, _traced_step(opt_state, self.net.backend), rng, X, T, mask)
 
 

@@ -17,6 +17,9 @@ CASES = {
     "batch_vs_instance.py": (["--rows", "20", "--features", "50", "--repeats", "1"], "ratio"),
     "masked_actions.py": (["--epochs", "2", "--samples", "500"], "forbidden action: 0.0\n"),
     "sequence_tagging.py": (["--epochs", "2", "--sequences", "100"], "mean accuracy over 12"),
+    "custom_layer.py": (["--epochs", "5", "--samples", "256"], "gradcheck max relative error"),
+    "attention_reverse.py": (["--epochs", "2", "--sequences", "200"], "per-token test accuracy"),
+    "sequence_classification.py": (["--epochs", "2", "--sequences", "200"], "test accuracy"),
 }
 
 
@@ -26,6 +29,8 @@ def test_example_runs(script, backend_name, tmp_path):
     args, expected = CASES[script]
     if script == "train_digits.py":
         args = [*args, "--out", str(tmp_path)]
+    if script == "attention_reverse.py":
+        args = [*args, "--png", str(tmp_path / "attention.png")]
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / script), "--backend", backend_name, *args],
         capture_output=True,
@@ -38,6 +43,8 @@ def test_example_runs(script, backend_name, tmp_path):
     if script == "train_digits.py":
         assert (tmp_path / "digits_loss.png").stat().st_size > 1000
         assert (tmp_path / "digits_confusion.png").stat().st_size > 1000
+    if script == "attention_reverse.py":
+        assert (tmp_path / "attention.png").stat().st_size > 1000
 
 
 def test_digits_example_with_defaults_reaches_95_percent(tmp_path):

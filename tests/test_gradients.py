@@ -201,13 +201,13 @@ def _torch_activation(key):
     }[key]
 
 
-@pytest.mark.parametrize("shape", [(5,), (2, 3)], ids=["batch5", "seq2x3"])
 @pytest.mark.parametrize(
     "output,loss",
     [("linear", "mse"), ("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy")],
 )
 @pytest.mark.parametrize("hidden", list(NEW_ACTIVATIONS))
-def test_gradcheck_new_hidden_activations(backend, rng, hidden, output, loss, shape):
+def test_gradcheck_new_hidden_activations(backend, rng, hidden, output, loss):
+    shape = (2, 3)  # a batch of sequences: the leading axes fold as a plain batch does
     net = build(3, NEW_ACTIVATIONS[hidden][0], output)
     X = normal(rng, (*shape, 3))
     T = targets_for(loss, rng, (*shape, 3))

@@ -170,3 +170,35 @@ def test_scanned_epoch_equals_compiled_steps(rng):
         np.testing.assert_array_equal(
             np.asarray(jax.random.key_data(k1)), np.asarray(jax.random.key_data(k2))
         )
+
+
+def test_a_compiled_step_trains_wrappers_and_normalization(rng):
+    def make():
+        return nnxp.Sequential(
+            [
+                nnxp.Dense(6, 8, "tanh"),
+                nnxp.Residual([nnxp.Dense(8, 8, "tanh")]),
+                nnxp.LayerNormalization(8),
+                nnxp.Dense(8, 3, "softmax"),
+            ],
+            seed=1,
+        )
+
+    with jax.enable_x64(False), nnxp.use_backend("jax"):
+        X, T = normal(rng, (8, 6), "float32"), one_hot(rng, (8,), 3, "float32")
+        results = []
+        for compile in (False, True):
+            net, opt = make(), nnxp.Adam(0.01)
+            step = build_step(net, "cross_entropy", opt, compile=compile)
+            params, state, key = (
+                net.parameters(),
+                opt.init_state(net.parameters()),
+                net.rng.get_state(),
+            )
+            for _ in range(2):
+                params, state, key, _ = step(params, state, key, X, T)
+            assert not isinstance(net.layers[1].params["0.W"], jax.core.Tracer)
+            results.append(params)
+        for a, b in zip(*results):
+            for k in a:
+                np.testing.assert_allclose(host(a[k]), host(b[k]), rtol=1e-4, atol=1e-6)

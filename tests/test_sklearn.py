@@ -336,6 +336,12 @@ def test_errors_as_scikit_learn():
         clf.partial_fit(X_DIGITS, Y_DIGITS, classes=[0, 1, 5])
     with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
         MLPRegressor(early_stopping=True).partial_fit(X_DIGITS, Y_DIGITS)
+    fitted = _quiet_fit(MLPClassifier(early_stopping=True, max_iter=5), X_DIGITS, Y_DIGITS)
+    state = dict(vars(fitted))
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
+        fitted.partial_fit(X_DIGITS, Y_DIGITS, classes=[0, 1, 2])
+    assert vars(fitted).keys() == state.keys()
+    assert all(vars(fitted)[k] is v for k, v in state.items())  # refused before any change
     with pytest.raises(ValueError, match="The validation set is too small"):
         MLPRegressor(early_stopping=True).fit(X_DIGITS[:3], Y_DIGITS[:3])
     assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")

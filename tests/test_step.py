@@ -184,3 +184,41 @@ def test_with_count_returns_the_rows_the_mean_runs_over(backend, rng):
     assert float(count) == 3.0
     mean = net.loss_and_gradient(X, T, "cross_entropy", mask=mask)[0]
     assert host(total) / 3.0 == pytest.approx(mean, rel=1e-12)
+
+
+def test_wrappers_and_normalization_train_through_the_step_as_through_fit(backend, rng):
+    def make():
+        return nnxp.Sequential(
+            [
+                nnxp.Dense(6, 8, "tanh"),
+                nnxp.Residual([nnxp.Dense(8, 8, "tanh")]),
+                nnxp.LayerNormalization(8),
+                nnxp.Dense(8, 3, "softmax"),
+            ],
+            seed=1,
+            dtype="float64",
+        )
+
+    X, T = normal(rng, (20, 6)), one_hot(rng, (20,), 3)
+    fitted = make()
+    fitted.fit(
+        X,
+        T,
+        loss="cross_entropy",
+        optimizer=nnxp.Adam(0.01),
+        epochs=1,
+        batch_size=8,
+        shuffle=False,
+        progress=False,
+    )
+    net, opt = make(), nnxp.Adam(0.01)
+    inner = net.layers[1].params["0.W"]
+    step = build_step(net, "cross_entropy", opt)
+    params, state = net.parameters(), opt.init_state(net.parameters())
+    for start, stop in _batches(20, 8):
+        params, state, _, _ = step(params, state, None, X[start:stop, ...], T[start:stop, ...])
+    assert net.layers[1].params["0.W"] is inner  # the wrapper's part was put back
+    for ours, theirs in zip(_host_params(params), _host_params(fitted.parameters())):
+        assert set(ours) == set(theirs)
+        for k in ours:
+            np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-12, atol=1e-13)

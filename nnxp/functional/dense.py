@@ -93,8 +93,10 @@ def dense_backward(
     *,
     need_dX: bool = True,
     xp: Any = None,
+    A: Array = None,
 ) -> tuple[Array | None, Array, Array]:
-    """The classic backprop of one layer, from its output ``Y`` (no pre-activation needed).
+    """The classic backprop of one layer, from its output ``Y`` (and ``A`` where the
+    activation's derivative needs it: gelu, silu).
 
     Parameters
     ----------
@@ -108,6 +110,8 @@ def dense_backward(
         softmax).
     need_dX : bool
         ``False`` skips ``dE/dX``.
+    A : array of shape ``(..., n_out)``, optional
+        The pre-activation, for an :class:`ActivationFunction` with ``needs_A``.
 
     Returns
     -------
@@ -116,7 +120,7 @@ def dense_backward(
     dEdb : array of shape ``(n_out,)``
     """
     if isinstance(gd, ActivationFunction):
-        Deltas = gd.backward(Y, dEdY, xp)
+        Deltas = gd.backward(Y, dEdY, xp, A=A)
     else:
         Deltas = gd(Y) * dEdY
     return affine_backward(Deltas, W, X, need_dX=need_dX, xp=xp)

@@ -131,6 +131,8 @@ class Layer:
 
     takes_sequence_mask: ClassVar[bool] = False
     _init_args: dict | None
+    _registered_name: ClassVar[str]  # set by nnxp.register, read via registered_name()
+    _registered_owner: ClassVar[type]
     params: dict[str, Array]
     grads: dict[str, Array]
 
@@ -143,7 +145,7 @@ class Layer:
         super().__init_subclass__(**kwargs)
         forward = cls.__dict__.get("forward")
         if forward is not None and not getattr(forward, "_builds_on_first_call", False):
-            cls.forward = _building(forward)
+            cls.forward = _building(forward)  # type: ignore[method-assign]
 
     def __init__(self) -> None:
         self.params = {}

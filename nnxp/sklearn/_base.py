@@ -90,6 +90,8 @@ class BaseMLP(BaseEstimator):
 
     def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False):
         hidden = self._hidden_sizes()
+        if incremental:
+            self._refuse_early_stopping()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(host(X), host(y), incremental, reset=first_pass)
         n_features = X.shape[1]
@@ -260,6 +262,11 @@ class BaseMLP(BaseEstimator):
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
         return float(self._score_function(y, y_pred, sample_weight=sample_weight))
+
+    def _refuse_early_stopping(self) -> None:
+        """partial_fit cannot hold out a validation set: refused before anything changes."""
+        if self.early_stopping and self.solver in STOCHASTIC_SOLVERS:
+            raise ValueError("partial_fit does not support early_stopping=True")
 
     def _check_solver(self) -> bool:
         if self.solver not in STOCHASTIC_SOLVERS:

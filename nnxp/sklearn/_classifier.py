@@ -209,6 +209,7 @@ class NNXPClassifier(ClassifierMixin, BaseMLP):
         -------
         self
         """
+        self._refuse_early_stopping()
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
