@@ -73,17 +73,22 @@ def cluster(n_workers: int):
     return local, Client(local, set_as_default=False, timeout=60)
 
 
-def chunks_per_worker(client, call) -> list[int]:
-    """How many chunk tasks each worker ran during one ``call`` (the work split)."""
+def chunk_tasks(client, call) -> tuple[list[int], float]:
+    """How many chunk tasks each worker ran during one ``call`` (the work split), and the
+    median seconds one chunk task computed (it grows when the workers share cores)."""
     from distributed import get_task_stream
 
     with get_task_stream(client=client) as stream:
         call()
     counts: dict[str, int] = {}
+    seconds = []
     for task in stream.data:
         if "_chunk_loss_and_gradient" in str(task["key"]):
             counts[task["worker"]] = counts.get(task["worker"], 0) + 1
-    return sorted(counts.values())
+            seconds += [
+                s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute"
+            ]
+    return sorted(counts.values()), statistics.median(seconds)
 
 
 def timed(call) -> float:
@@ -142,7 +147,7 @@ def main(argv=None) -> None:
             times["2"].append(timed(lambda: call(2)))
             times["mem"].append(timed(in_process))
         speedups = [a / b for a, b in zip(times["1"], times["2"])]
-        split = chunks_per_worker(clusters[2][1], lambda: call(2))
+        tasks = {n: chunk_tasks(clusters[n][1], lambda n=n: call(n)) for n in (1, 2)}
 
         _, client = clusters[2]
         tiny_X = da.from_array(X_host[:64], chunks=(32, -1))
@@ -191,7 +196,11 @@ def main(argv=None) -> None:
         f"| speedup 2 workers vs 1 (target >= 1.6) | {statistics.median(speedups):.2f} "
         f"(rounds: {', '.join(f'{s:.2f}' for s in speedups)}) |"
     )
-    print(f"| chunk tasks per worker in one 2-worker call | {', '.join(map(str, split))} |")
+    print(f"| chunk tasks per worker in one 2-worker call | {', '.join(map(str, tasks[2][0]))} |")
+    print(
+        f"| one chunk's compute time, 1 worker / 2 workers (equal when each worker has a core) "
+        f"| {1e3 * tasks[1][1]:.0f} ms / {1e3 * tasks[2][1]:.0f} ms |"
+    )
     for name, values in overhead.items():
         print(f"| per-call overhead, 64 rows in 2 chunks, weights {name} | {ms(values)} |")
     print(f"| max relative gradient difference, dask vs in-process | {error:.1e} |")

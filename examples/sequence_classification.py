@@ -5,8 +5,10 @@
 Each sequence (3 to 30 tokens, padded with 0 to the longest) is labelled 1 when it holds
 the pattern "a ... b": a token ``a`` followed, after a gap of any length, by a token ``b``.
 Negatives hold neither, only one of them, or ``b`` before ``a``, so the order matters and
-no single position decides. The timestep mask (``tokens != 0``) reaches the LSTM, which
-carries its state over the padding: the last *real* step's state is classified.
+no single position decides. The timestep mask (``tokens != 0``), given once to ``fit`` and
+``evaluate`` as ``sequence_mask=`` (``Embedding(mask_zero=True)`` would derive the same one
+from the tokens), reaches the LSTM, which carries its state over the padding: the last
+*real* step's state is classified.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ import numpy as np
 from _common import parser, use
 
 import nnxp
-from nnxp.layers.embedding import Embedding
-from nnxp.layers.recurrent import GRU, LSTM
 
 PAD, A, B = 0, 1, 2
 N_TOKENS = 12  # 0 padding, 1 = a, 2 = b, 3..11 fillers
@@ -54,10 +54,10 @@ def main(argv=None) -> dict:
     rng = np.random.default_rng(args.seed)
     tokens, labels, mask = make_data(args.sequences, rng)
     tokens_test, labels_test, mask_test = make_data(500, rng)
-    cell = {"lstm": LSTM, "gru": GRU}[args.cell]
+    cell = {"lstm": nnxp.LSTM, "gru": nnxp.GRU}[args.cell]
     net = nnxp.Sequential(
         [
-            Embedding(N_TOKENS, 16, mask_zero=True),
+            nnxp.Embedding(N_TOKENS, 16, mask_zero=True),
             cell(16, args.units),
             nnxp.Dense(args.units, 2, "softmax"),
         ],
@@ -73,6 +73,7 @@ def main(argv=None) -> dict:
         epochs=args.epochs,
         batch_size=64,
         sequence_mask=M,
+        progress=False,
     )
     X_test, M_test = nnxp.asarray(tokens_test), nnxp.asarray(mask_test)
     T_test = nnxp.asarray(np.eye(2, dtype=np.float32)[labels_test])

@@ -190,7 +190,7 @@ def jax_x64_enabled() -> bool:
     """Whether the user switched JAX's 64-bit mode on (``jax.config.jax_enable_x64``)."""
     import jax
 
-    return bool(jax.config.jax_enable_x64)
+    return bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]  # a dynamic option
 
 
 def _load_jax(device: Any) -> Backend:

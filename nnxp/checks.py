@@ -12,7 +12,7 @@ import numbers
 import operator
 from typing import Any
 
-from array_api_compat import is_torch_array
+from array_api_compat import array_namespace, is_torch_array
 
 from .layers import check_backend
 
@@ -107,13 +107,64 @@ def check_mask(net: Any, mask: Array, out_shape: tuple[int, ...]) -> Array:
     return mask == 1
 
 
+def check_sequence_mask(net: Any, sequence_mask: Array, X: Array) -> Array:
+    """Check a timestep mask for input ``X`` (checked already): bool, or 0/1 numbers, of
+    shape ``(n_samples, n_steps)`` = ``X.shape[:2]``, on the network's backend; return it
+    as bool (True on real steps). Reads one flag back for a numeric mask."""
+    if sequence_mask is None:
+        return None
+    xp = net.xp
+    check_backend(sequence_mask, net.backend, "sequence_mask")
+    sequence_mask = detached(sequence_mask)
+    expected = tuple(X.shape[:2])
+    if X.ndim < 2 or tuple(sequence_mask.shape) != expected:
+        raise ValueError(
+            f"sequence_mask must have shape (n_samples, n_steps) = {expected} (the first two "
+            f"axes of X, shape {tuple(X.shape)}), got {tuple(sequence_mask.shape)}"
+        )
+    if sequence_mask.dtype == xp.bool:
+        return sequence_mask
+    if not xp.isdtype(sequence_mask.dtype, ("real floating", "integral")):
+        raise TypeError(
+            f"sequence_mask must be boolean (True on real steps) or 0/1 numbers, got dtype "
+            f"{sequence_mask.dtype}"
+        )
+    if bool(xp.any((sequence_mask != 0) & (sequence_mask != 1))):
+        raise ValueError("sequence_mask must hold only 0 and 1 (or be boolean)")
+    return sequence_mask == 1
+
+
+def sequence_rows(sequence_mask: Array, out_shape: tuple) -> Array:
+    """The rows of an output of shape ``out_shape`` that a sequence mask ``(N, T)`` keeps:
+    for an output with the time axis (``(N, T, ..., K)``) the mask broadcast to
+    ``out_shape[:-1]``; None for an output without it (``(N, K)``: after an RNN without
+    ``return_sequences``, or pooling), whose loss ignores the sequence mask."""
+    if sequence_mask is None or len(out_shape) < 3:
+        return None
+    if tuple(out_shape[:2]) != tuple(sequence_mask.shape):
+        return None
+    if len(out_shape) == 3:
+        return sequence_mask
+    xp = array_namespace(sequence_mask)
+    extra = (1,) * (len(out_shape) - 3)
+    rows = xp.reshape(sequence_mask, (*sequence_mask.shape, *extra))
+    return xp.broadcast_to(rows, tuple(out_shape[:-1]))
+
+
 def check_targets(
-    net: Any, T: Array, loss: Any, out_shape: tuple[int, ...], mask: Array = None
+    net: Any,
+    T: Array,
+    loss: Any,
+    out_shape: tuple[int, ...],
+    mask: Array = None,
+    rows: Array = None,
 ) -> Array:
     """Check targets against the output shape and loss; make integer class labels one-hot.
 
     Class labels of any integer dtype (uint8 included) are compared as int64, so a label
-    dtype narrower than the class count never wraps around.
+    dtype narrower than the class count never wraps around. Under ``rows`` (bool, the
+    output's shape without its last axis: False at padded timesteps) the targets of the
+    rows left out are not checked (labels there may be anything, e.g. -1) and become 0.
     """
     xp = net.xp
     check_backend(T, net.backend, "targets T")
@@ -130,6 +181,8 @@ def check_targets(
                 f"class labels of shape {tuple(T.shape)} must be integers, got {T.dtype}"
             )
         T = xp.astype(T, xp.int64)
+        if rows is not None:
+            T = xp.where(rows, T, 0)
         if bool(xp.any((T < 0) | (T >= n_classes))):
             raise ValueError(f"class labels must lie in [0, {n_classes}), the output width")
         classes = xp.arange(n_classes, dtype=xp.int64, device=net.backend.device)
@@ -151,18 +204,23 @@ def check_targets(
         if xp.isdtype(T.dtype, "real floating"):
             precision = xp.finfo(T.dtype).bits // 8
         T = xp.astype(T, net.dtype)
+    if rows is not None:
+        T = xp.where(rows[..., None], T, 0.0)
     if loss.name == "cross_entropy":
         precision = min(precision or 8, xp.finfo(net.dtype).bits // 8)
-        check_probability_rows(xp, T, mask, ROW_SUM_TOLERANCE[precision])
+        check_probability_rows(xp, T, mask, ROW_SUM_TOLERANCE[precision], rows)
     return T
 
 
-def check_probability_rows(xp: Any, T: Array, mask: Array, tolerance: float) -> None:
+def check_probability_rows(
+    xp: Any, T: Array, mask: Array, tolerance: float, rows: Array = None
+) -> None:
     """Cross-entropy targets: non-negative rows summing to one (the fused delta ``Y - T``
     holds for those); with a mask, no mass on masked outputs and all-masked rows all zero.
 
     ``tolerance`` bounds ``|row sum - 1|``; it follows the precision the targets were made
-    in (1e-4 for float32 targets even in a float64 network)."""
+    in (1e-4 for float32 targets even in a float64 network). Rows outside ``rows`` (padded
+    timesteps, all zero by then) are not required to sum to one."""
     if mask is not None and bool(xp.any(xp.where(mask, 0.0, T) != 0)):
         rows = xp.any(xp.where(mask, 0.0, T) != 0, axis=-1)
         first = int(xp.argmax(xp.astype(xp.reshape(rows, (-1,)), xp.int8)))
@@ -173,6 +231,8 @@ def check_probability_rows(xp: Any, T: Array, mask: Array, tolerance: float) -> 
     sums = xp.sum(T, axis=-1)
     if mask is not None:
         sums = xp.where(xp.any(mask, axis=-1), sums, 1.0)
+    if rows is not None:
+        sums = xp.where(rows, sums, 1.0)
     if bool(xp.any(T < 0)):
         raise ValueError(
             "cross_entropy targets must be probability rows: non-negative, each summing to 1; "

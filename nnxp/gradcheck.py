@@ -15,7 +15,14 @@ SCALE_FLOOR = 1e-6
 
 
 def gradcheck(
-    net: Any, X: Array, T: Array, loss: str | Loss, *, mask: Array = None, eps: float = 1e-6
+    net: Any,
+    X: Array,
+    T: Array,
+    loss: str | Loss,
+    *,
+    mask: Array = None,
+    sequence_mask: Array = None,
+    eps: float = 1e-6,
 ) -> float:
     """Compare ``net.loss_and_gradient`` with central differences of the loss.
 
@@ -32,6 +39,9 @@ def gradcheck(
     T : targets as for :meth:`Sequential.loss_and_gradient`
     loss : {"mse", "cross_entropy", "binary_cross_entropy"} or Loss
     mask : array of the output's shape, optional
+    sequence_mask : array of shape (n_samples, n_steps), optional
+        True on real timesteps, as for :meth:`Sequential.loss_and_gradient` (default: the
+        first layer's ``compute_mask``, e.g. ``Embedding(mask_zero=True)``).
     eps : float
 
     Returns
@@ -46,12 +56,12 @@ def gradcheck(
     net64 = net._float64_twin()
     xp = net64.xp
     device = net64.backend.device
-    X, T, loss_fn, mask = net64.prepare(X, T, loss, mask)
-    net64._loss_and_delta(X, T, loss_fn, mask, training=False)
+    X, T, loss_fn, mask, S = net64.prepare_sequences(X, T, loss, mask, sequence_mask)
+    net64._loss_and_delta(X, T, loss_fn, mask, training=False, sequence_mask=S)
     analytic = [dict(layer.grads) for layer in net64.layers]
 
     def value() -> float:
-        _, total, count = net64._inference_loss(X, T, loss_fn, mask)
+        _, total, count = net64._inference_loss(X, T, loss_fn, mask, S)
         return float(total) / max(float(count), 1.0)
 
     largest_error, scale = 0.0, SCALE_FLOOR

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .backend import asarray, get_backend, to_numpy
-from .layers import layer_from_config
+from .layers import Layer, layer_from_config
 from .layers.registry import check_rebuildable
 from .network import Sequential
 from .optimizers import Optimizer, optimizer_from_config
@@ -314,10 +314,50 @@ def _check_description(meta: dict, members: dict) -> dict[str, tuple]:
     return shapes
 
 
+def _declares_shapes(layer: Any) -> bool:
+    """Whether ``layer.parameter_shapes()`` is exact: a built-in layer (every one is tested
+    against its ``build``), or a class whose ``parameter_shapes`` is defined with or below
+    its ``build`` (a subclass that changes ``build`` but not ``parameter_shapes`` is not
+    trusted); for a wrapper, every part too."""
+    kind = type(layer)
+    if not callable(getattr(layer, "parameter_shapes", None)):
+        return False
+    if not kind.__module__.startswith("nnxp."):
+        shapes_owner = next((c for c in kind.__mro__ if "parameter_shapes" in vars(c)), None)
+        build_owner = next((c for c in kind.__mro__ if "build" in vars(c)), None)
+        if shapes_owner is None or build_owner is None or not issubclass(shapes_owner, build_owner):
+            return False
+        if shapes_owner is Layer:
+            return False  # the base class's {}: not a statement about this layer
+    parts = getattr(layer, "_parts", None)
+    if isinstance(parts, dict):
+        return all(_declares_shapes(part) for part in parts.values())
+    return True
+
+
 def _check_declared_sizes(i: int, layer: Any, config: dict, params: dict) -> None:
-    """The sizes a layer's config declares must be those its stored arrays have, so that
-    building it allocates what the file holds (a Dense exactly; any other layer's integer
-    settings bounded by the stored elements)."""
+    """The parameters a layer's config declares must be exactly those its stored arrays
+    are (names and shapes, from ``layer.parameter_shapes()``, nothing allocated), so that
+    building it allocates what the file holds. A custom layer without an exact
+    ``parameter_shapes``: a Dense-like one (``n_inputs``, ``n_outputs``, ``W``) exactly,
+    any other one's integer settings bounded by the elements it stores."""
+    if _declares_shapes(layer):
+        try:
+            declared = {k: tuple(v) for k, v in layer.parameter_shapes().items()}
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise _Bad(f"layers[{i}] {config.get('type')!r}: {exc}") from None
+        if declared != params:
+            names = sorted(set(declared) | set(params))
+            diff = [
+                f"{name}: declared {declared.get(name)}, stored {params.get(name)}"
+                for name in names
+                if declared.get(name) != params.get(name)
+            ]
+            raise _Bad(
+                f"layers[{i}] {config.get('type')!r} declares parameters that are not the "
+                f"stored arrays ({'; '.join(diff[:4])})"
+            )
+        return
     n_in, n_out = getattr(layer, "n_inputs", None), getattr(layer, "n_outputs", None)
     if isinstance(n_in, int) and isinstance(n_out, int) and "W" in params:
         if params["W"] != (n_out, n_in):

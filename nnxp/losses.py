@@ -14,7 +14,9 @@ loss                        output activation   dE/dA
 ``N`` counts samples (every leading axis: samples x timesteps for sequences) and ``K`` the
 outputs. Under an output mask, ``N`` counts only the rows with at least one allowed output:
 a fully masked row (a padded timestep) is left out of the mean, as PyTorch's
-``ignore_index`` and Keras's masked losses do. The cross-entropies take their value from
+``ignore_index`` and Keras's masked losses do. Likewise a sequence mask's padded timesteps
+(``rows``: False at padded steps of an ``(N, T, K)`` output) are left out: their delta is
+zero and ``N`` counts the real steps only. The cross-entropies take their value from
 the pre-activation (log-softmax, softplus), so neither the loss nor its gradient meets
 ``log(0)`` or ``-T/Y``: both stay finite for logits of +-1e4 and beyond. A cross-entropy
 asked of the wrong output activation is refused rather than differentiated wrongly.
@@ -56,12 +58,15 @@ class Loss:
                 f"activation={self.requires!r} in that layer or loss={other!r}"
             )
 
-    def count(self, A: Array, xp: Any, mask: Array = None) -> Any:
+    def count(self, A: Array, xp: Any, mask: Array = None, rows: Array = None) -> Any:
         """``N``, the rows the mean runs over: every row (all leading axes of ``A``), or under
-        ``mask`` the rows with at least one allowed output (a 0-d array on the device)."""
-        if mask is None:
+        ``mask`` the rows with at least one allowed output, and under ``rows`` (bool of
+        ``A``'s shape without its last axis) only the rows it marks: a 0-d array on the
+        device then."""
+        counted = counted_rows(xp, mask, rows)
+        if counted is None:
             return math.prod(A.shape[:-1])
-        return xp.sum(xp.astype(xp.any(mask, axis=-1), A.dtype))
+        return xp.sum(xp.astype(counted, A.dtype))
 
     def total_and_delta(
         self, out: LayerOutput, T: Array, xp: Any, mask: Array = None, *, count: Any = None
@@ -85,8 +90,25 @@ class Loss:
             Allowed outputs of a masked softmax.
         count : int or 0-d array, optional
             :meth:`count`, when the caller has it already.
+        rows : bool array of shape ``(...)`` (the output's without ``K``), optional
+            The rows that count (False at the padded timesteps of a sequence mask): the
+            loss and ``dE/dA`` are zero on the others.
         """
         raise NotImplementedError
+
+
+def counted_rows(xp: Any, mask: Array = None, rows: Array = None) -> Array:
+    """The bool rows a mean runs over (shape of the output without ``K``): those with an
+    allowed output under ``mask`` and marked in ``rows``; None when every row counts."""
+    if mask is None:
+        return rows
+    allowed = xp.any(mask, axis=-1)
+    return allowed if rows is None else allowed & rows
+
+
+def _only(rows: Array, R: Array, xp: Any) -> Array:
+    """``R`` (shape ``(..., K)``) with the rows that do not count set to zero."""
+    return R if rows is None else xp.where(rows[..., None], R, 0.0)
 
 
 def _safe(count: Any, xp: Any) -> Any:
@@ -119,11 +141,9 @@ class MeanSquaredError(Loss):
 
     name = "mse"
 
-    def total_and_delta(self, out, T, xp, mask=None, *, count=None):
-        n = _safe(self.count(out.A, xp, mask) if count is None else count, xp)
-        R = out.Y - T
-        if mask is not None:  # fully masked rows count for nothing
-            R = xp.where(xp.any(mask, axis=-1, keepdims=True), R, 0.0)
+    def total_and_delta(self, out, T, xp, mask=None, *, count=None, rows=None):
+        n = _safe(self.count(out.A, xp, mask, rows) if count is None else count, xp)
+        R = _only(counted_rows(xp, mask, rows), out.Y - T, xp)  # uncounted rows: nothing
         K = R.shape[-1]
         return xp.sum(R * R) / K, _activation_backward(out, _scaled(R, 2.0 / K, n), xp)
 
@@ -139,10 +159,12 @@ class CrossEntropy(Loss):
     name = "cross_entropy"
     requires = "softmax"
 
-    def total_and_delta(self, out, T, xp, mask=None, *, count=None):
-        n = _safe(self.count(out.A, xp, mask) if count is None else count, xp)
+    def total_and_delta(self, out, T, xp, mask=None, *, count=None, rows=None):
+        n = _safe(self.count(out.A, xp, mask, rows) if count is None else count, xp)
         log_Y = out.log_Y if mask is None else xp.where(mask, out.log_Y, 0.0)  # no 0 * -inf
-        return -xp.sum(T * log_Y), (out.Y - T) / n  # rows of T sum to 1 (or all-masked 0)
+        T = _only(rows, T, xp)  # padded steps: no target, so no loss and no delta
+        # rows of T sum to 1 (or 0 where all-masked); Y is 0 on fully masked rows
+        return -xp.sum(T * log_Y), _only(rows, out.Y - T, xp) / n
 
 
 class BinaryCrossEntropy(Loss):
@@ -152,11 +174,11 @@ class BinaryCrossEntropy(Loss):
     name = "binary_cross_entropy"
     requires = "sigmoid"
 
-    def total_and_delta(self, out, T, xp, mask=None, *, count=None):
-        n = _safe(self.count(out.A, xp, mask) if count is None else count, xp)
+    def total_and_delta(self, out, T, xp, mask=None, *, count=None, rows=None):
+        n = _safe(self.count(out.A, xp, mask, rows) if count is None else count, xp)
         K = out.A.shape[-1]
-        total = xp.sum(softplus(out.A, xp=xp) - T * out.A) / K
-        return total, _scaled(out.Y - T, 1.0 / K, n)
+        total = xp.sum(_only(rows, softplus(out.A, xp=xp) - T * out.A, xp)) / K
+        return total, _scaled(_only(rows, out.Y - T, xp), 1.0 / K, n)
 
 
 LOSSES = {cls.name: cls for cls in (MeanSquaredError, CrossEntropy, BinaryCrossEntropy)}

@@ -188,7 +188,14 @@ class Sequential:
         return shape
 
     # ------------------------------------------------------------------ passes
-    def forward(self, X: Array, *, training: bool = False, mask: Array = None) -> Array:
+    def forward(
+        self,
+        X: Array,
+        *,
+        training: bool = False,
+        mask: Array = None,
+        sequence_mask: Array = None,
+    ) -> Array:
         """Run every layer; the layers cache what :meth:`backward` needs.
 
         Parameters
@@ -198,15 +205,21 @@ class Sequential:
             True turns dropout on.
         mask : array of the output's shape, optional
             Bool or 0/1: outputs of the (softmax) output layer allowed to be non-zero.
+        sequence_mask : array of shape (n_samples, n_steps), optional
+            Bool or 0/1, True on real timesteps: given to every layer that takes it
+            (``takes_sequence_mask``). By default ``layers[0].compute_mask(X)`` when the
+            first layer has one (``Embedding(mask_zero=True)``: ``X != 0``).
 
         Returns
         -------
         Y : array of the output's shape (:meth:`output_shape`)
         """
         X = self.check_inputs(X)
+        sequence_mask = checks.check_sequence_mask(self, sequence_mask, X)
         mask = self.check_mask(mask, self.output_shape(X))
         with self._lock:
-            Y = self._forward(X, training, mask, check=True)
+            sequence_mask = _timestep_mask(self.layers, X, sequence_mask)
+            Y = self._forward(X, training, mask, sequence_mask, check=True)
             self._last_output_shape = tuple(Y.shape)
         return Y
 
@@ -305,33 +318,38 @@ class Sequential:
         training: bool,
         layers: list | None = None,
         check: bool = False,
+        sequence_mask: Array = None,
     ) -> tuple[Array, Any]:
         """Forward, the loss and the backward pass of the mean loss; fills ``grads``.
 
         Returns ``(total, count)``: the loss summed over the counted rows plus ``count``
         times the regularization penalty, and the number of counted rows (rows with at least
-        one allowed output under a mask); ``total / count`` is the mean loss. Both may be
-        device arrays: nothing is read back here.
+        one allowed output under a mask; for an output with a time axis under a sequence
+        mask, real timesteps only); ``total / count`` is the mean loss. Both may be device
+        arrays: nothing is read back here. ``sequence_mask`` (checked, bool ``(N, T)``)
+        defaults to ``layers[0].compute_mask(X)`` where the first layer has one.
         """
         layers = self.layers if layers is None else layers
-        _run_forward(layers, X, training, mask, check=check)
+        sequence_mask = _timestep_mask(layers, X, sequence_mask)
+        _run_forward(layers, X, training, mask, sequence_mask, check=check)
         out = self._output_layer(layers).output()
-        count = loss.count(out.A, self.xp, mask)
-        total, delta = loss.total_and_delta(out, T, self.xp, mask, count=count)
+        total, delta, count = _loss_terms(loss, out, T, self.xp, mask, sequence_mask)
         _backprop_delta(layers, delta, self._first_trainable)
         penalty = _add_regularization(layers)
         if penalty is not None:
             total = total + penalty * count
         return total, count
 
-    def _inference_loss(self, X: Array, T: Array, loss: Loss, mask: Array) -> tuple:
+    def _inference_loss(
+        self, X: Array, T: Array, loss: Loss, mask: Array, sequence_mask: Array = None
+    ) -> tuple:
         """``(Y, total, count)`` in inference mode on twins of the layers (their own caches
         untouched); ``total`` includes ``count`` times the regularization penalty."""
         twins = [_shadow(layer) for layer in self.layers]
-        Y = _run_forward(twins, X, False, mask, check=True)
+        sequence_mask = _timestep_mask(twins, X, sequence_mask)
+        Y = _run_forward(twins, X, False, mask, sequence_mask, check=True)
         out = self._output_layer(twins).output()
-        count = loss.count(out.A, self.xp, mask)
-        total, _ = loss.total_and_delta(out, T, self.xp, mask, count=count)
+        total, _, count = _loss_terms(loss, out, T, self.xp, mask, sequence_mask)
         penalty = _penalty(twins)
         if penalty is not None:
             total = total + penalty * count
@@ -345,13 +363,33 @@ class Sequential:
         ``check_finite`` refuses NaN or inf in ``X`` or ``T`` (one reduction each, read
         back once); pass False to skip the check.
         """
+        return self.prepare_sequences(X, T, loss, mask, None, check_finite)[:4]
+
+    def prepare_sequences(
+        self,
+        X: Array,
+        T: Array,
+        loss: str | Loss,
+        mask: Array = None,
+        sequence_mask: Array = None,
+        check_finite: bool = True,
+    ) -> tuple[Array, Array, Loss, Array, Array]:
+        """:meth:`prepare` with a timestep mask: ``(X, T, loss, mask, sequence_mask)``.
+
+        ``sequence_mask`` (bool or 0/1 of shape ``X.shape[:2]``) comes back as bool, or None
+        when not given (a first layer's ``compute_mask`` is then used per batch). For an
+        output with the time axis, the targets of padded timesteps are not checked (class
+        labels there may be anything) and come back as zeros.
+        """
         loss = get_loss(loss)
         out = self._output_layer()
         loss.check_activation(out.activation, out.label)
         X = self.check_inputs(X)
+        sequence_mask = checks.check_sequence_mask(self, sequence_mask, X)
         out_shape = self.output_shape(X)
         mask = self.check_mask(mask, out_shape)
-        T = self.check_targets(T, loss, out_shape, mask)
+        rows = checks.sequence_rows(_timestep_mask(self.layers, X, sequence_mask), out_shape)
+        T = checks.check_targets(self, T, loss, out_shape, mask, rows)
         if check_finite:
             for name, values in (("X", X), ("T", T)):
                 if not checks.all_finite(self.xp, values):
@@ -359,13 +397,20 @@ class Sequential:
                         f"{name} holds NaN or inf values; clean the data, or pass "
                         f"check_finite=False to train on it anyway"
                     )
-        return X, T, loss, mask
+        return X, T, loss, mask, sequence_mask
 
     def _all_finite(self, values: Array, block: int = 1 << 20) -> bool:
         return checks.all_finite(self.xp, values, block)
 
     def loss_and_gradient(
-        self, X: Array, T: Array, loss: str | Loss, *, mask: Array = None, check_finite: bool = True
+        self,
+        X: Array,
+        T: Array,
+        loss: str | Loss,
+        *,
+        mask: Array = None,
+        sequence_mask: Array = None,
+        check_finite: bool = True,
     ) -> tuple[float, list[dict[str, Array]]]:
         """The mean loss on ``(X, T)`` and its gradient with respect to every parameter.
 
@@ -381,6 +426,12 @@ class Sequential:
         loss : {"mse", "cross_entropy", "binary_cross_entropy"}
         mask : array of the output's shape, optional
             The mean runs over the rows with at least one allowed output (``N`` counts them).
+        sequence_mask : array of shape (n_samples, n_steps), optional
+            Bool or 0/1, True on real timesteps (default: ``layers[0].compute_mask(X)``
+            where the first layer has it, as ``Embedding(mask_zero=True)``). It reaches every
+            layer that takes it; for an output with the time axis ``(N, T, K)`` the loss is
+            the mean over real timesteps (``N`` counts them; padded ones add nothing), for
+            an output without it ``(N, K)`` every sequence counts.
         check_finite : bool
             Refuse NaN/inf in ``X`` and ``T`` (``ValueError``); False skips the check.
 
@@ -390,9 +441,13 @@ class Sequential:
         grads : list of dict
             ``grads[i] == {"W": dE/dW, "b": dE/db}`` for a Dense layer, ``{}`` otherwise.
         """
-        X, T, loss, mask = self.prepare(X, T, loss, mask, check_finite)
+        X, T, loss, mask, sequence_mask = self.prepare_sequences(
+            X, T, loss, mask, sequence_mask, check_finite
+        )
         twins = [_shadow(layer) for layer in self.layers]
-        total, count = self._loss_and_delta(X, T, loss, mask, False, twins, check=True)
+        total, count = self._loss_and_delta(
+            X, T, loss, mask, False, twins, check=True, sequence_mask=sequence_mask
+        )
         for twin in twins[: self._first_trainable]:
             twin.grads = {}
         grads = [dict(twin.grads) for twin in twins]
@@ -400,17 +455,33 @@ class Sequential:
             layer.grads = dict(g)
         return float(total) / max(float(count), 1.0), grads
 
-    def predict(self, X: Array, batch_size: int | None = None, *, mask: Array = None) -> Array:
+    def predict(
+        self,
+        X: Array,
+        batch_size: int | None = None,
+        *,
+        mask: Array = None,
+        sequence_mask: Array = None,
+    ) -> Array:
         """The network's output in inference mode, in chunks of ``batch_size`` rows if given.
 
         Leaves the layers' caches (a pending :meth:`backward`) untouched and keeps no
         activation alive once it returns; safe to call from several threads at once.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, ..., n_inputs)
+        batch_size : int, optional
+        mask : array of the output's shape, optional
+        sequence_mask : array of shape (n_samples, n_steps), optional
+            True on real timesteps (default: ``layers[0].compute_mask(X)`` if any).
 
         Returns
         -------
         Y : array of the output's shape; ``(0, ..., K)`` for 0 rows
         """
         X = checks.check_inputs(self, X, allow_empty=True)
+        sequence_mask = checks.check_sequence_mask(self, sequence_mask, X)
         out_shape = self.output_shape(X)
         mask = self.check_mask(mask, out_shape)
         n = X.shape[0]
@@ -420,26 +491,45 @@ class Sequential:
             batch_size = training.check_batch_size(batch_size)
         twins = [_shadow(layer) for layer in self.layers]
         if batch_size is None or batch_size >= n:
-            return _run_forward(twins, X, False, mask, check=True)
+            S = _timestep_mask(twins, X, sequence_mask)
+            return _run_forward(twins, X, False, mask, S, check=True)
         parts = []
         for start in range(0, n, batch_size):
             rows = slice(start, min(start + batch_size, n))
+            Xb = X[rows, ...]
+            S = None if sequence_mask is None else sequence_mask[rows, ...]
             parts.append(
                 _run_forward(
                     twins,
-                    X[rows, ...],
+                    Xb,
                     False,
                     None if mask is None else mask[rows, ...],
+                    _timestep_mask(twins, Xb, S),
                     check=True,
                 )
             )
         return self.xp.concat(parts, axis=0)
 
     def evaluate(
-        self, X: Array, T: Array, loss: str | Loss, *, mask: Array = None
+        self,
+        X: Array,
+        T: Array,
+        loss: str | Loss,
+        *,
+        mask: Array = None,
+        sequence_mask: Array = None,
     ) -> dict[str, float]:
         """Loss on ``(X, T)`` (regularization penalty included), and accuracy for the
         classification losses.
+
+        Parameters
+        ----------
+        X, T, loss, mask
+            As for :meth:`loss_and_gradient`.
+        sequence_mask : array of shape (n_samples, n_steps), optional
+            True on real timesteps (default: ``layers[0].compute_mask(X)`` if any). For an
+            output with the time axis, padded timesteps count in neither the loss nor the
+            accuracy.
 
         Returns
         -------
@@ -448,8 +538,8 @@ class Sequential:
             axis) and binary_cross_entropy (threshold 0.5). Under a mask, rows with every
             output masked count in neither.
         """
-        X, T, loss, mask = self.prepare(X, T, loss, mask)
-        return training.evaluate(self, X, T, loss, mask)
+        X, T, loss, mask, sequence_mask = self.prepare_sequences(X, T, loss, mask, sequence_mask)
+        return training.evaluate(self, X, T, loss, mask, sequence_mask)
 
     def fit(self, X: Array, T: Array, *, loss: str | Loss, **options: Any) -> training.History:
         """Train with minibatches; see :func:`nnxp.training.fit` for every option."""
@@ -604,6 +694,28 @@ def _check_layer_weights(layer: Layer, values: dict) -> None:
                 f"{layer.label}.{key}: shape {tuple(getattr(value, 'shape', ()))}, "
                 f"expected {expected}"
             )
+
+
+def _timestep_mask(layers: list, X: Array, sequence_mask: Array) -> Array:
+    """The timestep mask: ``sequence_mask`` when given, else the first layer's
+    ``compute_mask(X)`` (``Embedding(mask_zero=True)``: ``X != 0``, on the device), else
+    None."""
+    if sequence_mask is not None:
+        return sequence_mask
+    compute = getattr(layers[0], "compute_mask", None)
+    return None if compute is None else compute(X)
+
+
+def _loss_terms(
+    loss: Loss, out: Any, T: Array, xp: Any, mask: Array, sequence_mask: Array
+) -> tuple[Array, Array, Any]:
+    """``(total, delta, count)`` of ``loss`` on the output ``out``; under a sequence mask
+    an output with the time axis counts its real timesteps only."""
+    rows = checks.sequence_rows(sequence_mask, tuple(out.A.shape))
+    extra = {} if rows is None else {"rows": rows}  # custom losses need not know rows
+    count = loss.count(out.A, xp, mask, **extra)
+    total, delta = loss.total_and_delta(out, T, xp, mask, count=count, **extra)
+    return total, delta, count
 
 
 def _call_forward(layer: Layer, X: Array, training: bool, sequence_mask: Array) -> Array:

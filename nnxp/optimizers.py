@@ -47,11 +47,12 @@ def _check_number(
         or math.isnan(value)
     ):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    above = value >= high if high_open else value > high
-    if value < low or above:
+    number = float(value)
+    above = number >= high if high_open else number > high
+    if number < low or above:
         bracket = ")" if high_open else "]"
         raise ValueError(f"{name} must lie in [{low}, {high}{bracket}, got {value!r}")
-    return float(value)
+    return number
 
 
 def _mutable(p: Array) -> bool:
@@ -63,6 +64,7 @@ class Optimizer:
     """Base class. Subclasses define ``slot_names`` and :meth:`_update_one`."""
 
     slot_names: tuple[str, ...] = ()
+    needs_namespace = True  # False: _update_one uses operators only (array_namespace is slow)
 
     def __init__(self, lr: float) -> None:
         self.lr = _check_number("lr", lr, 0.0)
@@ -117,12 +119,16 @@ class Optimizer:
         t = state["step"] + 1
         coefficients = self._coefficients(t)
         new_params, new_slots = [], []
+        xp: Any = None  # the namespace and mutability of the first parameter, for all
         for layer, layer_grads, layer_slots in zip(params, grads, state["slots"]):
             new_layer, new_layer_slots = dict(layer), dict(layer_slots)
             for name, g in layer_grads.items():
                 p = layer[name]
+                if xp is None:
+                    xp = array_namespace(p) if self.needs_namespace else False
+                    inplace = inplace and _mutable(p)
                 new_layer[name], new_layer_slots[name] = self._update_one(
-                    p, g, layer_slots[name], t, coefficients, inplace and _mutable(p)
+                    p, g, layer_slots[name], t, coefficients, inplace, xp
                 )
             new_params.append(new_layer)
             new_slots.append(new_layer_slots)
@@ -133,7 +139,7 @@ class Optimizer:
         return None
 
     def _update_one(
-        self, p: Array, g: Array, slots: dict, t: Any, coefficients: Any, inplace: bool
+        self, p: Array, g: Array, slots: dict, t: Any, coefficients: Any, inplace: bool, xp: Any
     ) -> tuple[Array, dict]:
         raise NotImplementedError
 
@@ -147,8 +153,8 @@ class Optimizer:
         new_params, new_state = self.update(
             params, grads, {"step": self.steps, "slots": slots}, inplace=True
         )
-        for layer, new_layer in zip(params, new_params):
-            for name in layer:
+        for layer, layer_grads, new_layer in zip(params, grads, new_params):
+            for name in layer_grads:
                 layer[name] = new_layer[name]
         self.steps = new_state["step"]
         self.state = new_state["slots"] if self.slot_names else None
@@ -247,8 +253,9 @@ class SGD(Optimizer):
             raise ValueError("nesterov momentum needs momentum > 0")
         self.nesterov = bool(nesterov)
         self.slot_names = ("momentum_buffer",) if self.momentum else ()
+        self.needs_namespace = False
 
-    def _update_one(self, p, g, slots, t, coefficients, inplace):
+    def _update_one(self, p, g, slots, t, coefficients, inplace, xp):
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
         if wd:
             g = g + wd * p
@@ -330,9 +337,8 @@ class Adam(Optimizer):
             return self.lr / (1.0 - b1**t), math.sqrt(1.0 - b2**t), None
         return None, None, t  # computed per dtype in _update_one (a traced step count)
 
-    def _update_one(self, p, g, slots, t, coefficients, inplace):
+    def _update_one(self, p, g, slots, t, coefficients, inplace, xp):
         lr, (b1, b2), eps, wd = self.lr, self.betas, self.eps, self.weight_decay
-        xp = array_namespace(p)
         step_size, root_bc2, traced_t = coefficients
         if traced_t is not None:
             tf = xp.astype(traced_t, p.dtype)

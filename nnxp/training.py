@@ -25,7 +25,8 @@ from typing import Any
 
 from . import checks
 from .backend import asarray, to_numpy
-from .losses import Loss
+from .checks import sequence_rows
+from .losses import Loss, counted_rows
 from .optimizers import Optimizer, get_optimizer
 from .random import host_generator
 
@@ -172,22 +173,28 @@ def _history_keys(loss: Loss, has_validation: bool) -> list[str]:
 
 
 # ---------------------------------------------------------------------- evaluation
-def evaluate(net: Any, X: Array, T: Array, loss: Loss, mask: Array = None) -> dict[str, float]:
+def evaluate(
+    net: Any, X: Array, T: Array, loss: Loss, mask: Array = None, sequence_mask: Array = None
+) -> dict[str, float]:
     """Loss and (for the classification losses) accuracy of prepared ``(X, T)``.
 
-    Rows with every output masked count in neither. Runs on twins of the layers, so the
-    layers' own caches are not touched.
+    Rows with every output masked count in neither, nor do the padded timesteps of an
+    output with the time axis under a sequence mask (given, or the first layer's
+    ``compute_mask``). Runs on twins of the layers, so the layers' own caches are not
+    touched.
     """
     xp = net.xp
-    Y, total, count = net._inference_loss(X, T, loss, mask)
+    if sequence_mask is None and hasattr(net.layers[0], "compute_mask"):
+        sequence_mask = net.layers[0].compute_mask(X)
+    Y, total, count = net._inference_loss(X, T, loss, mask, sequence_mask)
     logs = {"loss": float(total) / max(float(count), 1.0)}
     if loss.name in ("cross_entropy", "binary_cross_entropy"):
         if loss.name == "cross_entropy":
             hits = xp.argmax(Y, axis=-1) == xp.argmax(T, axis=-1)
         else:
             hits = (Y > 0.5) == (T > 0.5)
-        if mask is not None:
-            rows = xp.any(mask, axis=-1)
+        rows = counted_rows(xp, mask, sequence_rows(sequence_mask, tuple(Y.shape)))
+        if rows is not None:
             counted = xp.sum(xp.astype(rows, Y.dtype))
             right = xp.sum(xp.astype(hits & rows, Y.dtype))
             logs["accuracy"] = float(right) / max(float(counted), 1.0)
@@ -197,13 +204,26 @@ def evaluate(net: Any, X: Array, T: Array, loss: Loss, mask: Array = None) -> di
 
 
 # ---------------------------------------------------------------------- one step, one epoch
-def step(net: Any, optimizer: Optimizer, Xb: Array, Tb: Array, Mb: Array, loss: Loss) -> tuple:
+def step(
+    net: Any,
+    optimizer: Optimizer,
+    Xb: Array,
+    Tb: Array,
+    Mb: Array,
+    loss: Loss,
+    Sb: Array = None,
+) -> tuple:
     """One training step on one batch: forward, loss, backward, optimizer update.
 
-    Returns ``(total, count)`` of the batch (see ``Sequential._loss_and_delta``), left on
-    the device. The one function a compiled step (``nnxp.step``) replaces.
+    ``Mb`` is the batch's output mask and ``Sb`` its timestep mask (None: derived from the
+    batch by the first layer's ``compute_mask``, on the device). Returns ``(total,
+    count)`` of the batch (see ``Sequential._loss_and_delta``), left on the device. The
+    one function a compiled step (``nnxp.step``) replaces.
     """
-    result = net._loss_and_delta(Xb, Tb, loss, Mb, training=True)
+    if Sb is None:
+        result = net._loss_and_delta(Xb, Tb, loss, Mb, training=True)
+    else:
+        result = net._loss_and_delta(Xb, Tb, loss, Mb, training=True, sequence_mask=Sb)
     optimizer.step(net.parameters(), net.gradients())
     return result
 
@@ -238,21 +258,22 @@ class _Epoch:
 
 def _steps(net, optimizer, epoch: _Epoch, X, T, loss, mask, interrupt=None):
     """Train on each batch of ``epoch`` in turn; yields each batch's ``(total, count)``.
-    A deferred Ctrl-C (``interrupt`` set) ends the loop right after the running step."""
-    for Xb, Tb, Mb in epoch.batches(net.xp, X, T, mask):
-        result = step(net, optimizer, Xb, Tb, Mb, loss)
+    ``mask`` is ``(output mask, sequence mask)`` (either may be None), batched with the
+    rows. A deferred Ctrl-C (``interrupt`` set) ends the loop right after the running step."""
+    for Xb, Tb, Mb, Sb in epoch.batches(net.xp, X, T, *mask):
+        result = step(net, optimizer, Xb, Tb, Mb, loss, Sb)
         yield result
         if interrupt is not None and interrupt.is_set():
             raise KeyboardInterrupt
 
 
-def _replay(net, optimizer, epoch: _Epoch, n_steps: int, X, T, loss, mask) -> None:
+def _replay(net, optimizer, epoch: _Epoch, n_steps: int, X, T, loss, masks) -> None:
     """Put the network back to the state after the first ``n_steps`` steps of ``epoch``;
     a second Ctrl-C while this runs restarts it rather than leaving a half-restored state."""
     while True:
         try:
             epoch.restore(net, optimizer)
-            for _ in itertools.islice(_steps(net, optimizer, epoch, X, T, loss, mask), n_steps):
+            for _ in itertools.islice(_steps(net, optimizer, epoch, X, T, loss, masks), n_steps):
                 pass
             return
         except KeyboardInterrupt:
@@ -327,6 +348,7 @@ def fit(
     progress: bool = True,
     callbacks: list[Callable[[int, dict], Any]] | None = None,
     mask: Array = None,
+    sequence_mask: Array = None,
     check_finite: bool = True,
 ) -> History:
     """Train ``net`` on ``(X, T)`` with minibatches over the first axis.
@@ -349,8 +371,13 @@ def fit(
         Seeds this call's shuffling (a fresh host generator) and dropout (the backend
         generator); by default the network's generators (``net.shuffle_rng``, ``net.rng``,
         seeded by ``Sequential(seed=...)``) continue.
-    validation_data : (X_val, T_val) or (X_val, T_val, mask_val), optional
-        Evaluated after every epoch: ``val_loss`` and, for classification, ``val_accuracy``.
+    validation_data : tuple or dict, optional
+        ``(X_val, T_val)``, ``(X_val, T_val, mask_val)`` or ``(X_val, T_val, mask_val,
+        sequence_mask_val)`` (``mask_val`` may be None), or a dict with keys ``"X"``,
+        ``"T"`` and optionally ``"mask"`` and ``"sequence_mask"`` (the names of this
+        function's arguments). Evaluated after every epoch: ``val_loss`` and, for
+        classification, ``val_accuracy``. Without ``sequence_mask_val`` the first layer's
+        ``compute_mask`` (``Embedding(mask_zero=True)``) gives it, as for the training data.
     early_stopping : EarlyStopping, int (patience), dict or True, optional
         Its ``monitor`` must be a key the history will hold (checked before training).
     progress : bool
@@ -361,6 +388,13 @@ def fit(
         training.
     mask : array of the output's shape, optional
         Softmax output mask, batched with its rows.
+    sequence_mask : array of shape (n_samples, n_steps), optional
+        Bool or 0/1, True on the real timesteps of variable-length sequences; batched with
+        its rows and given to every layer that takes it (``takes_sequence_mask``: the
+        recurrent layers carry their state over padded steps, attention ignores padded
+        keys, pooling averages real steps). For an output with the time axis ``(N, T, K)``
+        the loss is the mean over real timesteps only. Default: the first layer's
+        ``compute_mask`` of each batch (``Embedding(mask_zero=True)``: ``tokens != 0``).
     check_finite : bool
         Refuse NaN/inf in the data before training starts (``ValueError``); False trains
         on it anyway.
@@ -387,14 +421,15 @@ def fit(
         seed = checks.integer("seed", seed)
     optimizer = get_optimizer(optimizer)
     check_optimizer(net, optimizer)
-    X, T, loss, mask = net.prepare(X, T, loss, mask, check_finite)
+    X, T, loss, mask, sequence_mask = net.prepare_sequences(
+        X, T, loss, mask, sequence_mask, check_finite
+    )
     assert isinstance(loss, Loss)
+    masks = (mask, sequence_mask)
     validation = None
     if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError("validation_data must be (X_val, T_val) or (X_val, T_val, mask_val)")
-        mask_val = validation_data[2] if len(validation_data) == 3 else None
-        validation = net.prepare(*validation_data[:2], loss, mask_val, check_finite)
+        Xv, Tv, Mv, Sv = _validation_parts(validation_data)
+        validation = net.prepare_sequences(Xv, Tv, loss, Mv, Sv, check_finite)
     stopper = _early_stopping(early_stopping, validation is not None)
     keys = _history_keys(loss, validation is not None)
     if stopper is not None and stopper.monitor not in keys:
@@ -432,19 +467,19 @@ def fit(
                 epoch = _Epoch(net, optimizer, order, n, batch_size)
                 totals, counts = [], []
                 try:
-                    for total, count in _steps(net, optimizer, epoch, X, T, loss, mask, interrupt):
+                    for total, count in _steps(net, optimizer, epoch, X, T, loss, masks, interrupt):
                         totals.append(total)
                         counts.append(count)
                 except KeyboardInterrupt:
                     if interrupt is None or not interrupt.is_set():
                         # raised inside a step (not a deferred Ctrl-C): undo the partial step
-                        _replay(net, optimizer, epoch, len(totals), X, T, loss, mask)
+                        _replay(net, optimizer, epoch, len(totals), X, T, loss, masks)
                     raise
                 total, batch_totals = _host_sum(totals, net.xp)  # the epoch's one read
                 count, _ = _host_sum(counts, net.xp)
                 if not math.isfinite(total):
                     bad = next((k for k, v in enumerate(batch_totals) if not math.isfinite(v)), 0)
-                    _restore_last_finite(net, optimizer, epoch, previous, bad, X, T, loss, mask)
+                    _restore_last_finite(net, optimizer, epoch, previous, bad, X, T, loss, masks)
                     raise FloatingPointError(
                         f"the loss became non-finite at epoch {e} (0-based), batch {bad}: "
                         f"lower the learning rate or check the data; the network keeps the "
@@ -480,7 +515,7 @@ def fit(
                 net.set_weights(best_weights)
             elif previous is not None and not _final_weights_finite(net):
                 epoch, n_steps = previous
-                _replay(net, optimizer, epoch, n_steps - 1, X, T, loss, mask)
+                _replay(net, optimizer, epoch, n_steps - 1, X, T, loss, masks)
                 raise FloatingPointError(
                     f"the last step (epoch {history.epoch[-1]}, batch {n_steps - 1}) made the "
                     f"weights non-finite: lower the learning rate or check the data; the "
@@ -494,12 +529,34 @@ def fit(
     return history
 
 
-def _restore_last_finite(net, optimizer, epoch, previous, bad, X, T, loss, mask) -> None:
+_VALIDATION_KEYS = ("X", "T", "mask", "sequence_mask")
+
+
+def _validation_parts(data: Any) -> tuple:
+    """``(X_val, T_val, mask_val, sequence_mask_val)`` from fit's ``validation_data``."""
+    if isinstance(data, dict):
+        unknown = set(data) - set(_VALIDATION_KEYS)
+        if unknown or not {"X", "T"} <= set(data):
+            raise ValueError(
+                f"validation_data as a dict needs keys 'X' and 'T' and may have 'mask' and "
+                f"'sequence_mask', got keys {sorted(map(str, data))}"
+            )
+        return tuple(data.get(key) for key in _VALIDATION_KEYS)
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3, 4):
+        raise ValueError(
+            "validation_data must be (X_val, T_val), (X_val, T_val, mask_val), (X_val, T_val, "
+            "mask_val, sequence_mask_val) or a dict with keys 'X', 'T', 'mask', "
+            "'sequence_mask'"
+        )
+    return (*data, *(None,) * (4 - len(data)))
+
+
+def _restore_last_finite(net, optimizer, epoch, previous, bad, X, T, loss, masks) -> None:
     """The state with which the last finite batch loss was computed: ``bad - 1`` steps into
     this epoch, the last step but one of the previous epoch, or the state before the call."""
     if bad > 0:
-        _replay(net, optimizer, epoch, bad - 1, X, T, loss, mask)
+        _replay(net, optimizer, epoch, bad - 1, X, T, loss, masks)
     elif previous is not None:
-        _replay(net, optimizer, previous[0], previous[1] - 1, X, T, loss, mask)
+        _replay(net, optimizer, previous[0], previous[1] - 1, X, T, loss, masks)
     else:
         epoch.restore(net, optimizer)

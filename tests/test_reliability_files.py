@@ -223,3 +223,125 @@ def test_a_zip_member_that_is_not_an_array_is_refused(tmp_path):
         z.writestr("notes.txt", "hello")
     with pytest.raises(ValueError, match="odd.npz"):
         nnxp.load(path)
+
+
+# ---------------------------------------------------------------- 20. exact architecture
+def _examples():
+    """One instance of every built-in registered layer (parameters or not)."""
+    L = nnxp.layers
+    return {
+        "Activation": lambda: L.Activation("tanh"),
+        "Dense": lambda: nnxp.Dense(3, 4, "relu"),
+        "Dropout": lambda: L.Dropout(0.5),
+        "MultiHeadAttention": lambda: L.MultiHeadAttention(6, 2),
+        "AdditiveAttentionPooling": lambda: L.AdditiveAttentionPooling(4, units=3),
+        "Embedding": lambda: L.Embedding(7, 3),
+        "PositionEmbedding": lambda: L.PositionEmbedding(9, 4),
+        "LayerNormalization": lambda: L.LayerNormalization(5),
+        "SimpleRNN": lambda: L.SimpleRNN(3, 4),
+        "GRU": lambda: L.GRU(3, 4),
+        "LSTM": lambda: L.LSTM(3, 4, return_sequences=True),
+        "GlobalAveragePooling1D": lambda: L.GlobalAveragePooling1D(),
+        "GlobalMaxPooling1D": lambda: L.GlobalMaxPooling1D(),
+        "Flatten": lambda: L.Flatten(),
+        "Reshape": lambda: L.Reshape((2, 3)),
+        "Residual": lambda: L.Residual([L.LayerNormalization(4), nnxp.Dense(4, 4)]),
+        "Bidirectional": lambda: L.Bidirectional(L.GRU(3, 2)),
+    }
+
+
+def _built(layer):
+    from nnxp.layers.core import BuildContext
+    from nnxp.random import Generator
+
+    backend = nnxp.get_backend()
+    rng = np.random.default_rng(0)
+    layer.build(BuildContext(backend, backend.dtype("float32"), rng, Generator(backend, 0)))
+    return layer
+
+
+def test_parameter_shapes_are_what_build_creates_for_every_registered_layer(backend):
+    examples = _examples()
+    builtin = {
+        name for name, cls in nnxp.layers.LAYERS.items() if cls.__module__.startswith("nnxp.")
+    }
+    assert builtin <= set(examples), f"add an example of {sorted(builtin - set(examples))}"
+    for name in sorted(builtin):
+        declared = examples[name]().parameter_shapes()
+        layer = _built(examples[name]())
+        built = {k: tuple(v.shape) for k, v in layer.params.items()}
+        assert declared == built, name
+    assert nnxp.Dense(3, 2, use_bias=False).parameter_shapes() == {"W": (2, 3)}
+
+
+HOSTILE = {
+    # declared settings each within the fallback's bound (no integer above the stored
+    # element count), but building them would allocate hundreds of MB
+    "lstm": (lambda: nnxp.layers.LSTM(50, 50), {"n_inputs": 5000, "units": 5000}),
+    "embedding": (lambda: nnxp.layers.Embedding(100, 100), {"n_tokens": 9000, "dim": 9000}),
+    "attention": (lambda: nnxp.layers.MultiHeadAttention(64, 2), {"dim": 8000}),
+    "lstm_huge_units": (lambda: nnxp.layers.LSTM(2, 3), {"units": 10**6}),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_a_declared_layer_larger_than_its_arrays_is_refused_before_allocating(tmp_path, case):
+    make, settings = HOSTILE[case]
+    net = nnxp.Sequential([make()], seed=0)
+    config = net.layers[0].get_config()
+    config.update(settings)
+    path = _write(tmp_path / f"{case}.npz", __nnxp__=_meta(net, layers=[config]), **_arrays(net))
+    peak, error = _peak_bytes(lambda: nnxp.load(path))
+    assert error is not None and f"{case}.npz" in str(error)
+    assert "declares parameters" in str(error)
+    assert peak < 20e6
+
+
+def test_a_wrapped_layer_is_checked_part_by_part(tmp_path):
+    L = nnxp.layers
+    net = nnxp.Sequential([L.Bidirectional(L.LSTM(4, 3))], seed=0)
+    config = net.layers[0].get_config()
+    config["layer"]["units"] = 3000
+    path = _write(tmp_path / "bi.npz", __nnxp__=_meta(net, layers=[config]), **_arrays(net))
+    with pytest.raises(ValueError, match=r"bi\.npz.*W_ih: declared \(12000, 4\), stored \(12, 4\)"):
+        nnxp.load(path)
+    good = _write(tmp_path / "ok.npz", __nnxp__=_meta(net), **_arrays(net))
+    loaded = nnxp.load(good)
+    for a, b in zip(loaded.parameters(), net.parameters()):
+        assert {k: host(v).tolist() for k, v in a.items()} == {
+            k: host(v).tolist() for k, v in b.items()
+        }
+
+
+@nnxp.register(name="F2ScaleNoShapes")
+class _ScaleNoShapes(nnxp.Layer):
+    """A custom layer with a parameter and no parameter_shapes: load falls back."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def build(self, ctx):
+        super().build(ctx)
+        self.params = {"s": nnxp.initializers.draw(nnxp.initializers.get("ones"), (self.n,), ctx)}
+
+    def forward(self, X, *, training=False):
+        return X * self.params["s"]
+
+
+@nnxp.register(name="F2DenseWithScale")
+class _DenseWithScale(nnxp.Dense):
+    """A Dense subclass whose build adds a parameter (its inherited parameter_shapes is not
+    trusted)."""
+
+    def build(self, ctx):
+        super().build(ctx)
+        self.params["s"] = nnxp.initializers.draw(
+            nnxp.initializers.get("ones"), (self.n_outputs,), ctx
+        )
+
+
+def test_custom_layers_without_parameter_shapes_still_load(tmp_path):
+    net = nnxp.Sequential([_ScaleNoShapes(3), _DenseWithScale(3, 2)], seed=0)
+    loaded = nnxp.load(net.save(tmp_path / "custom.npz"))
+    assert [sorted(p) for p in loaded.parameters()] == [["s"], ["W", "b", "s"]]

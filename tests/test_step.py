@@ -12,9 +12,7 @@ from nnxp.step import build_step
 
 
 def jax_key_data(key):
-    import jax
-
-    return jax.random.key_data(key)
+    return nnxp.to_numpy(key)
 
 
 def _net(dropout=0.0, dtype="float64", out="softmax"):

@@ -89,6 +89,15 @@ class MultiHeadAttention(SequenceLayer):
             "out_proj_bias": constant(ctx, (D,), 0.0),
         }
 
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        D = self.dim
+        return {
+            "in_proj_weight": (3 * D, D),
+            "in_proj_bias": (3 * D,),
+            "out_proj_weight": (D, D),
+            "out_proj_bias": (D,),
+        }
+
     def forget(self) -> None:
         self._cache = None
 
@@ -191,6 +200,9 @@ class AdditiveAttentionPooling(SequenceLayer):
             "b": constant(ctx, (self.units,), 0.0),
             "v": uniform_weights(ctx, (self.units,), math.sqrt(3.0 / self.units)),
         }
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"W": (self.units, self.dim), "b": (self.units,), "v": (self.units,)}
 
     def forget(self) -> None:
         self._cache = None

@@ -106,6 +106,10 @@ class Layer:
     that cannot fit raises a ValueError naming the layer. :meth:`output_width` is the quick
     construction-time check of the last axis alone (None: unknown).
 
+    **Parameter shapes.** :meth:`parameter_shapes` gives ``{name: shape}`` of what
+    :meth:`build` creates, computed from the settings without allocating: a layer with
+    parameters overrides it (``load`` checks a file against it before allocating).
+
     **Regularization.** :meth:`regularization` returns ``(penalty, grads)``: a 0-d array
     (or None) the network adds to the loss, and ``{param name: d penalty / d param}`` added
     to ``grads``.
@@ -214,6 +218,13 @@ class Layer:
         """Drop what the last forward pass cached."""
 
     # ------------------------------------------------------------------ shapes
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The name and shape of every parameter :meth:`build` creates, from the
+        constructor's settings alone (nothing is allocated): ``load`` checks a file's
+        arrays against it before building anything. The base layer has none (``{}``).
+        """
+        return {}
+
     def output_width(self, n_inputs: int | None) -> int | None:
         """The size of the output's last axis given the input's (None: unknown).
 

@@ -113,6 +113,11 @@ class Dense(ActivatedLayer):
     def _shapes(self) -> dict[str, tuple[int, ...]]:
         return {"W": (self.n_outputs, self.n_inputs), "b": (self.n_outputs,)}
 
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"W": (n_outputs, n_inputs), "b": (n_outputs,)}`` (no ``b`` without bias)."""
+        shapes = self._shapes
+        return shapes if self.use_bias else {"W": shapes["W"]}
+
     def output_width(self, n_inputs: int | None) -> int:
         if n_inputs is not None and n_inputs != self.n_inputs:
             raise ValueError(

@@ -78,6 +78,9 @@ class Embedding(SequenceLayer):
             W = asarray(ctx.host_rng.standard_normal(shape), dtype=ctx.dtype, backend=ctx.backend)
         self.params = {"W": W}
 
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"W": (self.n_tokens, self.dim)}
+
     def forget(self) -> None:
         self._ids = None
 
@@ -192,6 +195,9 @@ class PositionEmbedding(SequenceLayer):
                 0.02 * ctx.host_rng.standard_normal(shape), dtype=ctx.dtype, backend=ctx.backend
             )
         self.params = {"P": P}
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"P": (self.max_steps, self.dim)}
 
     def forget(self) -> None:
         self._T = None

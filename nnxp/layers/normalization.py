@@ -51,6 +51,9 @@ class LayerNormalization(SequenceLayer):
             "bias": constant(ctx, (self.dim,), 0.0),
         }
 
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"weight": (self.dim,), "bias": (self.dim,)}
+
     def forget(self) -> None:
         self._cache = None
 

@@ -64,6 +64,15 @@ class _Recurrent(SequenceLayer):
             "b_hh": uniform_weights(ctx, (GU,), limit),
         }
 
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        GU = self.gates * self.units
+        return {
+            "W_ih": (GU, self.n_inputs),
+            "W_hh": (GU, self.units),
+            "b_ih": (GU,),
+            "b_hh": (GU,),
+        }
+
     def forget(self) -> None:
         self._cache = None
 

@@ -71,6 +71,14 @@ class _Wrapper(SequenceLayer):
         for part in self._parts.values():
             part.move(ctx)
 
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The parts' parameter shapes under the wrapper's names (``"<part>.<name>"``)."""
+        return {
+            f"{prefix}.{name}": shape
+            for prefix, part in self._parts.items()
+            for name, shape in part.parameter_shapes().items()
+        }
+
     def forget(self) -> None:
         for part in self._parts.values():
             part.forget()
