@@ -359,7 +359,10 @@ def to_numpy(x: Any) -> np.ndarray:
             x = array_api_strict.asarray(x, device=array_api_strict.Device("CPU_DEVICE"))
         return np.asarray(x)
     if library == "jax":
-        return np.asarray(x)  # a tracer raises here: no host reads inside jax.jit
+        # a copy: np.asarray would give a read-only view of the jax buffer, which breaks the
+        # in-place updates of numpy arrays (a network moved with to_backend("numpy")).
+        # A tracer raises here: no host reads inside jax.jit.
+        return np.array(x, copy=True)
     return np.asarray(x)
 
 

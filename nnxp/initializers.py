@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .functional.activations import from_registry
+
 
 class Initializer:
     """Base class: ``init(shape, rng)`` returns a float64 NumPy array of ``shape``."""
@@ -211,6 +213,9 @@ INITIALIZERS: dict[str, type[Initializer]] = {
     )
 }
 
+# a saved callable initializer: its name only (the function itself is not saved)
+_UNLISTED = {"custom": lambda **settings: Custom(None, str(settings.get("function", "")))}
+
 
 def constant(value: float) -> Constant:
     """An initializer setting every entry to ``value``."""
@@ -230,21 +235,12 @@ def get(init: str | dict | Callable | Initializer) -> Initializer:
     """
     if isinstance(init, Initializer):
         return init
-    if isinstance(init, str) or isinstance(init, dict):
-        settings = dict(init) if isinstance(init, dict) else {}
-        name = settings.pop("name", None) if isinstance(init, dict) else init
-        if name == "custom":
-            return Custom(None, str(settings.get("function", "")))
-        if name not in INITIALIZERS:
-            raise ValueError(
-                f"unknown initializer {name!r}; valid names are {', '.join(INITIALIZERS)} "
-                f"(constant needs a value: nnxp.initializers.constant(0.1)), or pass a "
-                f"callable f(shape, rng)"
-            )
-        try:
-            return INITIALIZERS[name](**settings)
-        except TypeError as error:
-            raise ValueError(f"initializer {name!r}: bad settings {settings} ({error})") from None
+    if isinstance(init, (str, dict)):
+        hint = (
+            " (constant needs a value: nnxp.initializers.constant(0.1)), or pass a callable "
+            "f(shape, rng)"
+        )
+        return from_registry(init, INITIALIZERS, "initializer", hint, unlisted=_UNLISTED)
     if callable(init):
         return Custom(init)
     raise TypeError(

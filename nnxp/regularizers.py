@@ -14,6 +14,8 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
+from .functional.activations import from_registry
+
 Array = Any
 
 
@@ -119,17 +121,8 @@ def get(reg: str | dict | Regularizer | None) -> Regularizer | None:
     if reg is None or isinstance(reg, Regularizer):
         return reg
     if isinstance(reg, (str, dict)):
-        settings = dict(reg) if isinstance(reg, dict) else {}
-        name = settings.pop("name", None) if isinstance(reg, dict) else reg
-        if name not in REGULARIZERS:
-            raise ValueError(
-                f"unknown regularizer {name!r}; valid names are {', '.join(REGULARIZERS)} "
-                f"(with factors: nnxp.regularizers.l2(1e-4), l1_l2(l1=..., l2=...))"
-            )
-        try:
-            return REGULARIZERS[name](**settings)
-        except TypeError as error:
-            raise ValueError(f"regularizer {name!r}: bad settings {settings} ({error})") from None
+        hint = " (with factors: nnxp.regularizers.l2(1e-4), l1_l2(l1=..., l2=...))"
+        return from_registry(reg, REGULARIZERS, "regularizer", hint)
     raise TypeError(
         f"a regularizer is a name ({', '.join(REGULARIZERS)}), a config dict or a "
         f"nnxp.regularizers.Regularizer, got {reg!r}"

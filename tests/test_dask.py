@@ -32,6 +32,7 @@ from helpers import host  # noqa: E402
 
 import nnxp  # noqa: E402
 import nnxp.dask as nd  # noqa: E402
+import nnxp.dask.reduce as ndr  # noqa: E402
 from nnxp.backend import array_library  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,26 +141,9 @@ def test_mask_without_empty_rows_equals_in_memory(backend, rng):
     assert_same_result(got, expected, backend.name)
 
 
-def fully_masked_rows_count_in_memory():
-    """Whether the in-memory mean still counts rows with every output masked (before
-    issue 10 item 3 it does, and no per-chunk weighting can match it)."""
-    net = network("cross_entropy")
-    X, T = np.ones((2, 6)), np.array([[1.0, 0, 0, 0], [0, 0, 0, 0]])
-    mask = np.array([[True] * 4, [False] * 4])
-    both, first = (
-        net.loss_and_gradient(
-            nnxp.asarray(X[:n]), nnxp.asarray(T[:n]), "cross_entropy", mask=nnxp.asarray(mask[:n])
-        )[0]
-        for n in (2, 1)
-    )
-    return abs(both - first) > 1e-12 * first
-
-
 def test_fully_masked_rows_and_chunks_do_not_count(rng):
     """Rows with no allowed output (a whole chunk of them too) are left out of the mean,
     as the in-memory loss does."""
-    if fully_masked_rows_count_in_memory():
-        pytest.skip("the in-memory loss still counts fully masked rows (issue 10, item 3)")
     net = network("cross_entropy")
     X, _ = data("cross_entropy", rng, n=30)
     mask = np.ones((30, 4), dtype=bool)
@@ -187,8 +171,6 @@ def test_fully_masked_rows_and_chunks_do_not_count(rng):
 def test_penalties_and_a_rank_changing_network_equal_in_memory(backend, rng):
     """Regularization penalties sit in every chunk's mean and still combine exactly; a
     pooling layer turns (n, steps, features) into (n, features) and the chunks follow it."""
-    if not hasattr(nnxp, "GlobalAveragePooling1D"):
-        pytest.skip("needs nnxp.GlobalAveragePooling1D (issue 11)")
     net = nnxp.Sequential(
         [
             nnxp.Dense(6, 5, "tanh", kernel_regularizer="l2"),
@@ -324,6 +306,172 @@ def test_fit_lbfgs_refuses_a_bad_maxiter(rng):
         nd.fit_lbfgs(network("mse"), rows(X, 10), rows(T, 10), "mse", maxiter=0)
 
 
+# ---------------------------------------------------------------------------- sequence masks
+def padded_sequences(rng, n=23, steps=7, n_tokens=9, n_classes=3):
+    """Tokens (n, steps) with 0 after each sequence's length (1..steps), the timestep mask,
+    and per-step class labels that are -1 on padded steps (ignored there)."""
+    lengths = rng.integers(1, steps + 1, n)
+    M = np.arange(steps)[None, :] < lengths[:, None]
+    tokens = np.where(M, rng.integers(1, n_tokens, (n, steps)), 0)
+    labels = np.where(M, rng.integers(0, n_classes, (n, steps)), -1)
+    return tokens, M, labels
+
+
+def tagger(mask_zero=False, return_sequences=True, n_tokens=9, n_classes=3):
+    return nnxp.Sequential(
+        [
+            nnxp.Embedding(n_tokens, 4, mask_zero=mask_zero),
+            nnxp.LSTM(4, 5, return_sequences=return_sequences),
+            nnxp.Dense(5, n_classes, "softmax"),
+        ],
+        seed=4,
+        dtype="float64",
+    )
+
+
+def in_memory(a):
+    return None if a is None else nnxp.asarray(a)
+
+
+@pytest.mark.parametrize("derived", [False, True], ids=["sequence_mask", "mask_zero"])
+def test_padded_tagging_equals_in_memory(backend, derived, rng):
+    """Embedding + LSTM(return_sequences) + Dense tagging on padded sequences: the mean
+    over real timesteps of the whole data, for an explicit mask and a derived one
+    (Embedding(mask_zero=True)), with padded labels of -1 and ragged chunks."""
+    tokens, M, labels = padded_sequences(rng)
+    net = tagger(mask_zero=derived)
+    S = None if derived else M
+    X, T = nnxp.asarray(tokens), nnxp.asarray(labels)
+    expected = net.loss_and_gradient(X, T, "cross_entropy", sequence_mask=in_memory(S))
+    chunks = (5, 1, 9, 8)
+    Sd = None if S is None else rows(S, (10, 13))  # other chunks: rechunked to X's
+    got = nd.loss_and_gradient(
+        net, rows(tokens, chunks), rows(labels, chunks), "cross_entropy", sequence_mask=Sd
+    )
+    assert_same_result(got, expected, backend.name)
+    metrics = nd.evaluate(
+        net, rows(tokens, chunks), rows(labels, chunks), "cross_entropy", sequence_mask=Sd
+    )
+    assert metrics == pytest.approx(
+        net.evaluate(X, T, "cross_entropy", sequence_mask=in_memory(S)), rel=1e-12, abs=0
+    )
+    Y = nd.predict(net, rows(tokens, chunks), sequence_mask=Sd).compute()
+    close(Y, net.predict(X, sequence_mask=in_memory(S)))
+    # n_c counts real steps: weighting the chunks by their sequences instead would differ
+    bounds = np.cumsum((0, *chunks))
+    by_rows = sum(
+        (b - a)
+        * net.loss_and_gradient(
+            X[a:b, ...],
+            T[a:b, ...],
+            "cross_entropy",
+            sequence_mask=None if S is None else nnxp.asarray(S[a:b]),
+        )[0]
+        for a, b in zip(bounds[:-1], bounds[1:])
+    ) / len(tokens)
+    assert abs(by_rows - got[0]) > 1e-6 * got[0]
+
+
+def test_a_chunk_of_empty_sequences_adds_nothing(rng):
+    """Sequences with no real step (a whole chunk of them) count in neither the loss nor
+    its mean; every step of the data empty is a ValueError."""
+    tokens, M, labels = padded_sequences(rng)
+    M[5:10], tokens[5:10], labels[5:10] = False, 0, -1
+    net = tagger()
+    expected = net.loss_and_gradient(
+        nnxp.asarray(tokens), nnxp.asarray(labels), "cross_entropy", sequence_mask=nnxp.asarray(M)
+    )
+    got = nd.loss_and_gradient(
+        net, rows(tokens, 5), rows(labels, 5), "cross_entropy", sequence_mask=rows(M, 5)
+    )
+    assert_same_result(got, expected, "numpy")
+    with pytest.raises(ValueError, match="every row of the data is masked"):
+        nd.loss_and_gradient(
+            net, rows(tokens, 5), rows(labels * 0, 5), "cross_entropy", sequence_mask=M & False
+        )
+
+
+def test_an_explicit_sequence_mask_wins_over_the_derived_one(rng):
+    """With Embedding(mask_zero=True), an explicit mask (here one step shorter per
+    sequence) replaces ``tokens != 0`` in every chunk, as in memory."""
+    tokens, M, labels = padded_sequences(rng, steps=8)
+    tokens[:, 0] = np.maximum(tokens[:, 0], 1)
+    M = tokens != 0
+    net = tagger(mask_zero=True)
+    shorter = M & (np.cumsum(M, axis=1) < M.sum(axis=1, keepdims=True))
+    shorter[:, 0] = True
+    X, T = nnxp.asarray(tokens), nnxp.asarray(np.where(M, np.maximum(labels, 0), -1))
+    values = []
+    for S in (None, shorter):
+        expected = net.loss_and_gradient(X, T, "cross_entropy", sequence_mask=in_memory(S))
+        got = nd.loss_and_gradient(
+            net,
+            rows(tokens, 6),
+            rows(host(T), 6).astype(np.int64),
+            "cross_entropy",
+            sequence_mask=S,
+        )
+        assert_same_result(got, expected, "numpy")
+        values.append(got[0])
+    assert abs(values[0] - values[1]) > 1e-9
+
+
+def test_sequence_classification_counts_every_sequence(rng):
+    """LSTM without return_sequences: an (N, K) output, every sequence counts once; the
+    mask acts inside the LSTM (the state after the last real step)."""
+    tokens, M, _ = padded_sequences(rng, n=19)
+    y = rng.integers(0, 3, 19)
+    net = tagger(return_sequences=False)
+    X = nnxp.asarray(tokens)
+    expected = net.loss_and_gradient(
+        X, nnxp.asarray(y), "cross_entropy", sequence_mask=nnxp.asarray(M)
+    )
+    got = nd.loss_and_gradient(
+        net, rows(tokens, (4, 15)), rows(y, (4, 15)), "cross_entropy", sequence_mask=M
+    )
+    assert_same_result(got, expected, "numpy")
+    without = net.loss_and_gradient(X, nnxp.asarray(y), "cross_entropy")[0]
+    assert abs(without - got[0]) > 1e-9  # the mask did act
+
+
+def test_fit_lbfgs_with_a_sequence_mask_follows_the_in_memory_loss(rng):
+    tokens, M, labels = padded_sequences(rng, n=17)
+    net = tagger()
+    X, T, S = nnxp.asarray(tokens), nnxp.asarray(labels), nnxp.asarray(M)
+    before = net.loss_and_gradient(X, T, "cross_entropy", sequence_mask=S)[0]
+    result = nd.fit_lbfgs(
+        net,
+        rows(tokens, 6),
+        rows(labels, 6),
+        "cross_entropy",
+        sequence_mask=rows(M, 6),
+        maxiter=5,
+    )
+    after = net.loss_and_gradient(X, T, "cross_entropy", sequence_mask=S)[0]
+    assert after < before
+    assert abs(after - result.fun) <= 1e-12 * after
+
+
+def test_a_bad_sequence_mask_is_refused_before_any_task(rng):
+    tokens, M, labels = padded_sequences(rng)
+    net = tagger()
+    with pytest.raises(ValueError, match=r"sequence_mask must have shape \(n_samples, n_steps\)"):
+        nd.loss_and_gradient(
+            net, rows(tokens, 5), rows(labels, 5), "cross_entropy", sequence_mask=M[:, :3]
+        )
+    with pytest.raises(ValueError, match="X has 23 rows but sequence_mask has shape"):
+        nd.predict(net, rows(tokens, 5), sequence_mask=M[:22])
+    with pytest.raises(ValueError, match="sequence_mask must hold only 0 and 1"):
+        nd.loss_and_gradient(
+            net,
+            rows(tokens, 5),
+            rows(labels, 5),
+            "cross_entropy",
+            sequence_mask=rows(M * 2, 5),
+            scheduler="sync",
+        )
+
+
 # ---------------------------------------------------------------------------- bad input
 def test_in_memory_arrays_are_refused_with_the_way_to_go(backend, rng):
     net = network("mse")
@@ -392,11 +540,11 @@ def test_the_weights_enter_the_graph_once_whatever_the_number_of_chunks(rng):
     assert payload > 250_000
 
     def size(chunks, build):
-        graph = build(nd._shared(spec), rows(X, chunks), rows(T, chunks))
+        graph = build(ndr._shared(spec), rows(X, chunks), rows(T, chunks))
         return len(pickle.dumps(dict(graph.__dask_graph__())))
 
     def lg(ref, Xd, Td):
-        return nd._graph_loss_and_gradient(ref, Xd, Td, None, "cross_entropy", True)
+        return ndr._graph_loss_and_gradient(ref, Xd, Td, None, "cross_entropy", True)
 
     assert size(1, lg) - size(30, lg) > 0  # sanity: more chunks, more tasks
     assert size(1, lg) - size(30, lg) < payload // 4

@@ -94,6 +94,22 @@ def test_two_ranks_equal_one_process(backend_name, tmp_path):
 
 
 @needs_mpiexec
+def test_padded_sequences_on_two_ranks_equal_fit(tmp_path):
+    """Embedding + LSTM tagging with padded sequences: an explicit sequence_mask (and a
+    4-element validation_data) and Embedding(mask_zero=True) (and a dict validation_data)
+    give net.fit's weights and history, the real steps counted over the global batch."""
+    report = run_report(2, "sequences.py", tmp_path, "numpy")
+    assert report["world"] == 2
+    for key in ("explicit", "derived"):
+        assert report[f"{key}_vs_fit"] <= 1e-12
+        history, expected = report[f"{key}_history"], report[f"{key}_history_fit"]
+        assert sorted(history) == sorted(expected) == ["loss", "val_accuracy", "val_loss"]
+        for name in expected:
+            np.testing.assert_allclose(history[name], expected[name], rtol=1e-12)
+    assert report["unmasked_vs_masked"] > 1e-6
+
+
+@needs_mpiexec
 def test_four_ranks_equal_one_process(tmp_path):
     report = run_report(4, "equality.py", tmp_path, "numpy")
     assert report["world"] == 4
@@ -218,6 +234,42 @@ def test_one_rank_matches_fit(backend, shuffle):
             )
     np.testing.assert_allclose(history.history["loss"], b.history.history["loss"], rtol=1e-12)
     assert history.steps == 8 and history.allreduce_seconds >= 0.0
+
+
+@pytest.mark.parametrize("form", ["tuple", "dict"])
+def test_one_rank_with_a_sequence_mask_matches_fit(backend, form):
+    """Padded tagging sequences with ``sequence_mask=`` and validation_data in the
+    4-element or dict form: the weights and history of ``net.fit``."""
+    rng = np.random.default_rng(4)
+    lengths = rng.integers(1, 6, 14)
+    M = np.arange(5)[None, :] < lengths[:, None]
+    tokens = np.where(M, rng.integers(1, 7, (14, 5)), 0)
+    labels = np.where(M, tokens % 3, -1)
+    X, T, S = nnxp.asarray(tokens), nnxp.asarray(labels), nnxp.asarray(M)
+    val = (X[:6, ...], T[:6, ...], None, S[:6, ...])
+    if form == "dict":
+        val = dict(zip(("X", "T", "mask", "sequence_mask"), val))
+
+    def network():
+        layers = [nnxp.Embedding(7, 3), nnxp.LSTM(3, 4, return_sequences=True)]
+        return nnxp.Sequential([*layers, nnxp.Dense(4, 3, "softmax")], seed=0, dtype="float64")
+
+    options = dict(loss="cross_entropy", epochs=2, batch_size=4, progress=False, seed=3)
+    a, b = network(), network()
+    history = nnxp.distributed.fit(
+        a, X, T, comm=MPI.COMM_SELF, sequence_mask=S, validation_data=val, **options
+    )
+    b.fit(X, T, sequence_mask=S, validation_data=val, **options)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        for name in pa:
+            np.testing.assert_allclose(
+                nnxp.to_numpy(pa[name]), nnxp.to_numpy(pb[name]), rtol=1e-12, atol=1e-15
+            )
+    assert sorted(history.history) == ["loss", "val_accuracy", "val_loss"]
+    for key, values in b.history.history.items():
+        np.testing.assert_allclose(history.history[key], values, rtol=1e-12)
+    with pytest.raises(ValueError, match="sequence_mask must have shape"):
+        nnxp.distributed.fit(network(), X, T, comm=MPI.COMM_SELF, sequence_mask=S[:, :3], **options)
 
 
 def test_one_rank_early_stopping_matches_fit(backend):

@@ -200,3 +200,23 @@ def test_a_compiled_step_trains_wrappers_and_normalization(rng):
         for a, b in zip(*results):
             for k in a:
                 np.testing.assert_allclose(host(a[k]), host(b[k]), rtol=1e-4, atol=1e-6)
+
+
+def test_arrays_moved_from_jax_to_numpy_are_writable(rng):
+    with jax.enable_x64(False), nnxp.use_backend("jax"):
+        X, T = normal(rng, (8, 6), "float32"), one_hot(rng, (8,), 3, "float32")
+        net, opt = _net(), nnxp.Adam(0.01)
+        net.fit(X, T, loss="cross_entropy", optimizer=opt, epochs=1, progress=False)
+    host_copy = nnxp.to_numpy(X)
+    host_copy[0, 0] = 1.0  # a copy, not a read-only view of the jax buffer
+    net.to_backend("numpy", optimizer=opt)
+    with nnxp.use_backend("numpy"):
+        net.fit(
+            nnxp.to_numpy(X),
+            nnxp.to_numpy(T),
+            loss="cross_entropy",
+            optimizer=opt,
+            epochs=1,
+            progress=False,
+        )  # in-place updates of params and moments
+    assert opt.steps == 2 and np.all(np.isfinite(nnxp.to_numpy(net.layers[0].W)))

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..backend import asarray, to_numpy
+from ..checks import sequence_rows
+from ..losses import counted_rows
 
 Array = Any
 CLASSIFICATION = ("cross_entropy", "binary_cross_entropy")
@@ -64,8 +66,9 @@ def _local_sums(net, loss, batch, layout, n_params, tail) -> Array:
 
     Parameters
     ----------
-    batch : (Xb, Tb, Mb) or None
-        This rank's rows of the batch; None when it holds none of them (it sends zeros).
+    batch : (Xb, Tb, Mb, Sb) or None
+        This rank's rows of the batch (``Sb``: their timestep mask, or None); None when it
+        holds none of them (it sends zeros).
     tail : array of shape (2,)
         The device array ``[1, 0]``.
 
@@ -76,8 +79,8 @@ def _local_sums(net, loss, batch, layout, n_params, tail) -> Array:
     xp = net.xp
     if batch is None:
         return xp.zeros((n_params + 3,), dtype=net.dtype, device=net.backend.device)
-    Xb, Tb, Mb = batch
-    total, count = net._loss_and_delta(Xb, Tb, loss, Mb, training=True)
+    Xb, Tb, Mb, Sb = batch
+    total, count = net._loss_and_delta(Xb, Tb, loss, Mb, training=True, sequence_mask=Sb)
     safe = max(count, 1) if isinstance(count, int) else count + xp.astype(count == 0, net.dtype)
     parts = [xp.reshape(net.layers[i].grads[name], (-1,)) for i, name, *_ in layout]
     parts += [xp.reshape(total / safe, (1,)), tail]
@@ -85,7 +88,14 @@ def _local_sums(net, loss, batch, layout, n_params, tail) -> Array:
 
 
 def _validation_sums(net: Any, loss: Any, validation: tuple | None) -> np.ndarray:
-    """``[loss sum, count, right, counted]`` of this rank's validation rows (as ``evaluate``).
+    """``[loss sum, count, right, counted]`` of this rank's validation rows (as ``evaluate``:
+    under an output mask or, for an output with the time axis, a timestep mask, only the
+    rows the loss counts).
+
+    Parameters
+    ----------
+    validation : tuple or None
+        ``net.prepare_sequences`` of this rank's rows: ``(X, T, loss, mask, sequence_mask)``.
 
     Returns
     -------
@@ -96,16 +106,18 @@ def _validation_sums(net: Any, loss: Any, validation: tuple | None) -> np.ndarra
     if validation is None:
         return sums
     xp = net.xp
-    Xv, Tv, _, Mv = validation
-    Y, total, count = net._inference_loss(Xv, Tv, loss, Mv)
+    Xv, Tv, _, Mv, Sv = validation
+    if Sv is None and hasattr(net.layers[0], "compute_mask"):
+        Sv = net.layers[0].compute_mask(Xv)
+    Y, total, count = net._inference_loss(Xv, Tv, loss, Mv, Sv)
     sums[0], sums[1] = float(total), float(count)
     if loss.name in CLASSIFICATION:
         if loss.name == "cross_entropy":
             hits = xp.argmax(Y, axis=-1) == xp.argmax(Tv, axis=-1)
         else:
             hits = (Y > 0.5) == (Tv > 0.5)
-        if Mv is not None:
-            rows = xp.any(Mv, axis=-1)
+        rows = counted_rows(xp, Mv, sequence_rows(Sv, tuple(Y.shape)))
+        if rows is not None:
             sums[2] = float(xp.sum(xp.astype(hits & rows, Y.dtype)))
             sums[3] = float(xp.sum(xp.astype(rows, Y.dtype)))
         else:

@@ -79,6 +79,7 @@ class _Watchdog:
                     f"nnxp.distributed: rank {self.rank} waited more than {self.timeout} s in "
                     f"{self.what}: another rank died or hangs; aborting the MPI job\n".encode(),
                 )
+                time.sleep(0.5)  # let mpiexec forward the line before the abort kills the job
                 _mpi().COMM_WORLD.Abort(70)
 
 

@@ -32,18 +32,20 @@ class _Shard:
         self.cuts = np.searchsorted(positions, np.arange(0, n, batch_size)).tolist()
         self.cuts.append(int(positions.size))
 
-    def batch(self, j: int, xp: Any, X, T, mask) -> tuple | None:
+    def batch(self, j: int, xp: Any, X, T, mask, sequence_mask=None) -> tuple | None:
+        """``(Xb, Tb, Mb, Sb)``: this rank's rows of global batch ``j`` (None: none here)."""
         a, b = self.cuts[j], self.cuts[j + 1]
         if a == b:
             return None
         rows = self.rows[a:b]
         M = None if mask is None else xp.take(mask, rows, axis=0)
-        return xp.take(X, rows, axis=0), xp.take(T, rows, axis=0), M
+        S = None if sequence_mask is None else xp.take(sequence_mask, rows, axis=0)
+        return xp.take(X, rows, axis=0), xp.take(T, rows, axis=0), M, S
 
 
 @dataclass
 class _Options:
-    validation: tuple | None  # this rank's prepared validation rows (None: none here)
+    validation: tuple | None  # this rank's prepare_sequences output (None: no rows here)
     has_validation: bool
     stopper: EarlyStopping | None
     checkpoint: Any
@@ -56,7 +58,7 @@ class _Trainer:
     """The epoch loop of one rank: steps, checkpoints, validation, early stopping."""
 
     def __init__(self, net, data, loss, optimizer, reducer, layout, shard, options: _Options):
-        self.net, (self.X, self.T, self.mask), self.loss = net, data, loss
+        self.net, (self.X, self.T, self.mask, self.sequence_mask), self.loss = net, data, loss
         self.optimizer, self.reducer, self.layout = optimizer, reducer, layout
         self.comm, self.rank = reducer.comm, reducer.comm.Get_rank()
         self.offset, self.n_local = shard
@@ -101,7 +103,7 @@ class _Trainer:
         net, P, error = self.net, self.n_params, None
         try:
             net.rng.reseed(_step_seed(run.fixed["seed"], self.rank, run.step))
-            batch = shard.batch(j, net.xp, self.X, self.T, self.mask)
+            batch = shard.batch(j, net.xp, self.X, self.T, self.mask, self.sequence_mask)
             flat = _local_sums(net, self.loss, batch, self.layout, P, self.tail)
         except Exception as exc:  # every rank learns of it from the flag
             flat, error = _failure(net, P + 3), exc

@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 
 from ..optimizers import Optimizer, get_optimizer
-from ..training import History, _history_keys, check_optimizer, claim_optimizer
+from ..training import (
+    History,
+    _history_keys,
+    _validation_parts,
+    check_optimizer,
+    claim_optimizer,
+)
 from .agree import _agree, _describe, _network_fact, _positive_int, _resolve_early_stopping
 from .buffers import _broadcast_weights, _param_layout
 from .checkpoint import _resume, _Run
@@ -38,6 +44,7 @@ def fit(
     checkpoint_every: int | None = None,
     resume: str | os.PathLike | None = None,
     mask: Array = None,
+    sequence_mask: Array = None,
     progress: bool = True,
     callbacks: list[Callable[[int, dict], Any]] | None = None,
     check_finite: bool = True,
@@ -63,8 +70,12 @@ def fit(
         Seeds the batch order (``numpy.random.default_rng(seed)``, one permutation per
         epoch, as single-process fit) and the dropout masks; drawn on rank 0 when None (a
         resumed run then keeps the seed of the checkpoint).
-    validation_data : (X_val, T_val) or (X_val, T_val, mask_val), optional
-        This rank's shard of the validation rows (may be empty); the sums are allreduced.
+    validation_data : tuple or dict, optional
+        This rank's shard of the validation rows (may be empty), in any form
+        :func:`nnxp.training.fit` takes: ``(X_val, T_val)``, ``(X_val, T_val, mask_val)``,
+        ``(X_val, T_val, mask_val, sequence_mask_val)`` (``mask_val`` may be None) or a dict
+        with keys ``"X"``, ``"T"``, ``"mask"``, ``"sequence_mask"``; the sums (loss and
+        accuracy over the rows ``evaluate`` counts) are allreduced.
     checkpoint : path, optional
         Every ``checkpoint_every`` steps (default: at the end of every epoch) rank 0 writes
         the network and optimizer there (``net.save``: ``nnxp.load`` reads it) and, first,
@@ -77,6 +88,11 @@ def fit(
         counts from the start of the first run.
     mask : array of the output's shape, optional
         This rank's rows of the softmax output mask.
+    sequence_mask : array of shape (n_rank, n_steps), optional
+        This rank's rows of the timestep mask (bool or 0/1, True on real steps; default: the
+        first layer's ``compute_mask``, as ``Embedding(mask_zero=True)``). For an output with
+        the time axis the loss is the mean over the real timesteps of the global batch: each
+        rank counts its real steps and the counts are allreduced with the gradient sums.
     progress : bool
         A progress bar on rank 0 (tqdm, when output is a terminal).
     callbacks : list of callables ``f(epoch, logs)``, optional
@@ -132,6 +148,7 @@ def fit(
                 "optimizer": repr(optimizer),
                 "validation_data given": validation_data is not None,
                 "mask given": mask is not None,
+                "sequence_mask given": sequence_mask is not None,
                 "early_stopping": repr(early_stopping),
                 "resume": resume is not None,
             }
@@ -145,18 +162,13 @@ def fit(
                 raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
             opt = get_optimizer(optimizer)
             check_optimizer(net, opt)
-            X, T, loss, mask = net.prepare(X, T, loss, mask, check_finite)
+            X, T, loss, mask, sequence_mask = net.prepare_sequences(
+                X, T, loss, mask, sequence_mask, check_finite
+            )
             if validation_data is not None:
-                if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (
-                    2,
-                    3,
-                ):
-                    raise ValueError(
-                        "validation_data must be (X_val, T_val) or (X_val, T_val, mask_val)"
-                    )
-                if getattr(validation_data[0], "shape", (1,))[0]:  # an empty shard: nothing here
-                    mask_val = validation_data[2] if len(validation_data) == 3 else None
-                    validation = net.prepare(*validation_data[:2], loss, mask_val, check_finite)
+                Xv, Tv, Mv, Sv = _validation_parts(validation_data)
+                if getattr(Xv, "shape", (1,))[0]:  # an empty shard: nothing here
+                    validation = net.prepare_sequences(Xv, Tv, loss, Mv, Sv, check_finite)
             keys = _history_keys(loss, validation_data is not None)
             stopper = _resolve_early_stopping(early_stopping, keys)
         except Exception as exc:  # reported to every rank by _agree
@@ -186,7 +198,9 @@ def fit(
             list(callbacks or []),
         )
         shard = (sum(counts[:rank]), counts[rank])
-        trainer = _Trainer(net, (X, T, mask), loss, opt, reducer, layout, shard, options)
+        trainer = _Trainer(
+            net, (X, T, mask, sequence_mask), loss, opt, reducer, layout, shard, options
+        )
         trainer.train(run, epochs)
         run.history.allreduce_seconds = reducer.seconds  # type: ignore[attr-defined]
         run.history.steps = run.step  # type: ignore[attr-defined]

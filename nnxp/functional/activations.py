@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from array_api_compat import array_namespace
@@ -108,8 +108,9 @@ class ActivationFunction:
         return f"{type(self).__name__}({settings})"
 
 
-def _real(value: Any, what: str, low: float = -math.inf, high: float = math.inf) -> float:
-    """A real setting in ``[low, high)`` (NumPy numbers accepted, bool refused)."""
+def check_real(value: Any, what: str, low: float = -math.inf, high: float = math.inf) -> float:
+    """A real setting in ``[low, high)`` (NumPy numbers accepted, bool refused) as ``float``;
+    a ValueError naming ``what`` otherwise."""
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
@@ -185,7 +186,7 @@ class LeakyReLU(ActivationFunction):
     name = "leaky_relu"
 
     def __init__(self, alpha: float = 0.01) -> None:
-        self.alpha = _real(alpha, "leaky_relu alpha", 0.0, 1.0)
+        self.alpha = check_real(alpha, "leaky_relu alpha", 0.0, 1.0)
 
     def forward(self, A: Array, xp: Any = None) -> Array:
         return (xp or array_namespace(A)).maximum(A, self.alpha * A)  # alpha < 1
@@ -226,7 +227,7 @@ class ELU(ActivationFunction):
     name = "elu"
 
     def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = _real(alpha, "elu alpha", 0.0)
+        self.alpha = check_real(alpha, "elu alpha", 0.0)
 
     def forward(self, A: Array, xp: Any = None) -> Array:
         xp = xp or array_namespace(A)
@@ -464,21 +465,49 @@ def get_activation(activation: str | dict | ActivationFunction) -> ActivationFun
             f"activation: pass an instance, {activation.__name__}(), or its registered name, "
             f"not the class"
         )
-    if isinstance(activation, dict):
-        settings = dict(activation)
-        name = settings.pop("name", None)
-    elif isinstance(activation, str):
-        name, settings = activation, {}
-    else:
+    if not isinstance(activation, (str, dict)):
         raise TypeError(
             f"activation must be a name, a config dict or an ActivationFunction, got {activation!r}"
         )
-    if name not in ACTIVATIONS:
-        raise ValueError(
-            f"unknown activation {name!r}; valid names are {', '.join(ACTIVATIONS)} (a custom "
-            f"activation must be registered: decorate it with @nnxp.register)"
-        )
+    hint = " (a custom activation must be registered: decorate it with @nnxp.register)"
+    return from_registry(activation, ACTIVATIONS, "activation", hint)
+
+
+def from_registry(
+    spec: str | dict,
+    registry: Mapping[str, Callable[..., Any]],
+    kind: str,
+    hint: str = "",
+    unlisted: Mapping[str, Callable[..., Any]] | None = None,
+) -> Any:
+    """The instance a name (``"relu"``) or a config dict (``{"name": ..., **settings}``)
+    stands for: ``registry[name](**settings)``. Shared by :func:`get_activation`,
+    :func:`nnxp.initializers.get` and :func:`nnxp.regularizers.get`.
+
+    Parameters
+    ----------
+    spec : str or dict
+    registry : mapping of str to class
+        The valid names, listed in the error for an unknown one.
+    kind : str
+        What the message calls the piece (``"activation"``).
+    hint : str
+        Appended to the unknown-name message.
+    unlisted : mapping of str to callable, optional
+        Names that are valid but not listed; called with the settings as keywords.
+
+    Raises
+    ------
+    ValueError
+        An unknown name (the message lists the valid ones) or settings the class refuses.
+    """
+    settings = dict(spec) if isinstance(spec, dict) else {}
+    name = settings.pop("name", None) if isinstance(spec, dict) else spec
+    if unlisted and name in unlisted:
+        return unlisted[name](**settings)
+    if name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; valid names are {', '.join(registry)}{hint}")
     try:
-        return ACTIVATIONS[name](**settings)
+        return registry[name](**settings)
     except TypeError as error:
-        raise ValueError(f"activation {name!r}: bad settings {settings} ({error})") from None
+        raise ValueError(f"{kind} {name!r}: bad settings {settings} ({error})") from None

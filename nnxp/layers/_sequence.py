@@ -54,6 +54,22 @@ class SequenceLayer(Layer):
         if X.dtype != self.dtype:
             raise TypeError(f"{self.label} expects dtype {self.dtype}, got {X.dtype}")
 
+    def _check_sequence_shape(self, input_shape: tuple, width: int) -> None:
+        """The :meth:`output_shape` check of a layer taking ``(n_samples, n_steps, width)``."""
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{self.label} expects input of shape (n_samples, n_steps, {width}), got "
+                f"shape {tuple(input_shape)}"
+            )
+        self.output_width(input_shape[-1])
+
+    def _check_sequence_input(self, X: Array, sequence_mask: Array, width: int) -> None:
+        """The :meth:`forward` checks of a layer taking ``X`` of shape (N, T, ``width``) and
+        a ``sequence_mask`` of shape (N, T) (building it first when used standalone)."""
+        self._ensure_built(X)
+        self._check_float_input(X, 3, width, f"(n_samples, n_steps, {width})")
+        self._check_mask(sequence_mask, X.shape[0], X.shape[1])
+
     def _check_mask(self, mask: Array, N: int, T: int) -> None:
         """``mask`` must be None or a bool array of shape ``(N, T)``."""
         if mask is None:

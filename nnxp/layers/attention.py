@@ -18,8 +18,23 @@ from .registry import register
 Array = Any
 
 
+class _Attention(SequenceLayer):
+    """Shared by the attention layers: ``dim`` features per step in, a forward cache."""
+
+    takes_sequence_mask = True
+    dim: int
+    _cache: Any
+
+    def forget(self) -> None:
+        self._cache = None
+
+    def output_width(self, n_inputs: int | None) -> int:
+        self._check_width(n_inputs, self.dim)
+        return self.dim
+
+
 @register
-class MultiHeadAttention(SequenceLayer):
+class MultiHeadAttention(_Attention):
     """Multi-head scaled dot-product self-attention with the output projection: PyTorch's
     ``nn.MultiheadAttention(dim, num_heads, batch_first=True)`` called as ``m(x, x, x)``.
 
@@ -48,8 +63,6 @@ class MultiHeadAttention(SequenceLayer):
     ``key_padding_mask = ~sequence_mask``); outputs at padded queries are computed as in
     PyTorch, and a loss that ignores padded steps gives them zero gradient.
     """
-
-    takes_sequence_mask = True
 
     def __init__(self, dim: int, num_heads: int, causal: bool = False) -> None:
         for what, value in (("dim", dim), ("num_heads", num_heads)):
@@ -98,30 +111,13 @@ class MultiHeadAttention(SequenceLayer):
             "out_proj_bias": (D,),
         }
 
-    def forget(self) -> None:
-        self._cache = None
-
-    def output_width(self, n_inputs: int | None) -> int:
-        if n_inputs is not None and n_inputs != self.dim:
-            raise ValueError(
-                f"{self.label} expects {self.dim} features but the layer before it gives {n_inputs}"
-            )
-        return self.dim
-
     def output_shape(self, input_shape: tuple) -> tuple:
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{self.label} expects input of shape (n_samples, n_steps, {self.dim}), got "
-                f"shape {tuple(input_shape)}"
-            )
-        self.output_width(input_shape[-1])
+        self._check_sequence_shape(input_shape, self.dim)
         return tuple(input_shape)
 
     def forward(self, X: Array, *, training: bool = False, sequence_mask: Array = None) -> Array:
         """Self-attention of ``X`` (shape (N, T, dim)) -> (N, T, dim)."""
-        self._ensure_built(X)
-        self._check_float_input(X, 3, self.dim, f"(n_samples, n_steps, {self.dim})")
-        self._check_mask(sequence_mask, X.shape[0], X.shape[1])
+        self._check_sequence_input(X, sequence_mask, self.dim)
         p = self.params
         Y, self._cache = mha_forward(
             X,
@@ -150,7 +146,7 @@ class MultiHeadAttention(SequenceLayer):
 
 
 @register
-class AdditiveAttentionPooling(SequenceLayer):
+class AdditiveAttentionPooling(_Attention):
     """Bahdanau-style attention pooling over time: ``(N, T, dim)`` -> ``(N, dim)``.
 
     ``s_t = v . tanh(W x_t + b)``; ``a = softmax(s)`` over each sequence's real steps;
@@ -168,8 +164,6 @@ class AdditiveAttentionPooling(SequenceLayer):
     params : {"W": (units, dim), "b": (units,), "v": (units,)}
     attention_weights : array of shape (N, T), the weights of the last forward pass
     """
-
-    takes_sequence_mask = True
 
     def __init__(self, dim: int, units: int | None = None) -> None:
         units = dim if units is None else units
@@ -204,30 +198,13 @@ class AdditiveAttentionPooling(SequenceLayer):
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"W": (self.units, self.dim), "b": (self.units,), "v": (self.units,)}
 
-    def forget(self) -> None:
-        self._cache = None
-
-    def output_width(self, n_inputs: int | None) -> int:
-        if n_inputs is not None and n_inputs != self.dim:
-            raise ValueError(
-                f"{self.label} expects {self.dim} features but the layer before it gives {n_inputs}"
-            )
-        return self.dim
-
     def output_shape(self, input_shape: tuple) -> tuple:
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{self.label} expects input of shape (n_samples, n_steps, {self.dim}), got "
-                f"shape {tuple(input_shape)}"
-            )
-        self.output_width(input_shape[-1])
+        self._check_sequence_shape(input_shape, self.dim)
         return (input_shape[0], self.dim)
 
     def forward(self, X: Array, *, training: bool = False, sequence_mask: Array = None) -> Array:
         """Pool ``X`` (shape (N, T, dim)) over its real steps -> (N, dim)."""
-        self._ensure_built(X)
-        self._check_float_input(X, 3, self.dim, f"(n_samples, n_steps, {self.dim})")
-        self._check_mask(sequence_mask, X.shape[0], X.shape[1])
+        self._check_sequence_input(X, sequence_mask, self.dim)
         p = self.params
         Y, self._cache = additive_pooling_forward(
             X, p["W"], p["b"], p["v"], mask=sequence_mask, xp=self.xp

@@ -19,6 +19,7 @@ from array_api_compat import array_namespace
 
 from .. import functional as F
 from ..backend import Backend, array_library, asarray, get_backend
+from ..functional.activations import check_real
 from ..random import Generator, host_generator
 from .registry import register, registered_name
 
@@ -235,6 +236,15 @@ class Layer:
         """
         return n_inputs
 
+    def _check_width(self, n_inputs: int | None, expected: int, what: str = "features") -> None:
+        """The :meth:`output_width` check of a layer that takes ``expected`` features on the
+        last axis: a ValueError naming the layer when ``n_inputs`` (None: unknown) differs.
+        ``what`` names them in the message (``"inputs"``, ``"input features"``)."""
+        if n_inputs is not None and n_inputs != expected:
+            raise ValueError(
+                f"{self.label} expects {expected} {what} but the layer before it gives {n_inputs}"
+            )
+
     def output_shape(self, input_shape: tuple) -> tuple:
         """The full output shape (batch axis included) for ``input_shape``; entries may be
         None (unknown). The base layer keeps the shape.
@@ -389,13 +399,7 @@ def check_size(value: Any, what: str) -> int:
 
 def check_rate(value: Any, what: str, low: float = 0.0, high: float = 1.0) -> float:
     """A real setting in ``[low, high)`` (NumPy numbers accepted, bool refused) as ``float``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not low <= float(value) < high
-    ):
-        raise ValueError(f"{what} must be a number in [{low:g}, {high:g}), got {value!r}")
-    return float(value)
+    return check_real(value, what, low, high)
 
 
 def check_backend(x: Array, backend: Backend, what: str) -> None:

@@ -119,11 +119,7 @@ class Dense(ActivatedLayer):
         return shapes if self.use_bias else {"W": shapes["W"]}
 
     def output_width(self, n_inputs: int | None) -> int:
-        if n_inputs is not None and n_inputs != self.n_inputs:
-            raise ValueError(
-                f"{self.label} expects {self.n_inputs} inputs but the layer before it gives "
-                f"{n_inputs}"
-            )
+        self._check_width(n_inputs, self.n_inputs, "inputs")
         return self.n_outputs
 
     def output_shape(self, input_shape: tuple) -> tuple:

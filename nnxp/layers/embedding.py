@@ -203,10 +203,7 @@ class PositionEmbedding(SequenceLayer):
         self._T = None
 
     def output_width(self, n_inputs: int | None) -> int:
-        if n_inputs is not None and n_inputs != self.dim:
-            raise ValueError(
-                f"{self.label} expects {self.dim} features but the layer before it gives {n_inputs}"
-            )
+        self._check_width(n_inputs, self.dim)
         return self.dim
 
     def output_shape(self, input_shape: tuple) -> tuple:

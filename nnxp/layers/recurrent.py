@@ -30,7 +30,7 @@ class _Recurrent(SequenceLayer):
     gates = 1
     takes_sequence_mask = True
 
-    def __init__(self, n_inputs: int, units: int, *, return_sequences: bool = False) -> None:
+    def __init__(self, n_inputs: int, units: int, return_sequences: bool = False) -> None:
         name = type(self).__name__
         for what, value in (("n_inputs", n_inputs), ("units", units)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -77,20 +77,11 @@ class _Recurrent(SequenceLayer):
         self._cache = None
 
     def output_width(self, n_inputs: int | None) -> int | None:
-        if n_inputs is not None and n_inputs != self.n_inputs:
-            raise ValueError(
-                f"{self.label} expects {self.n_inputs} input features but the layer before it "
-                f"gives {n_inputs}"
-            )
+        self._check_width(n_inputs, self.n_inputs, "input features")
         return self.units
 
     def output_shape(self, input_shape: tuple) -> tuple:
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{self.label} expects input of shape (n_samples, n_steps, {self.n_inputs}), "
-                f"got shape {tuple(input_shape)}"
-            )
-        self.output_width(input_shape[-1])
+        self._check_sequence_shape(input_shape, self.n_inputs)
         N, T = input_shape[0], input_shape[1]
         return (N, T, self.units) if self.return_sequences else (N, self.units)
 
@@ -110,9 +101,7 @@ class _Recurrent(SequenceLayer):
         array of shape (N, T, units) with ``return_sequences`` (zero at padded steps), else
         (N, units): the output of each sequence's last real step.
         """
-        self._ensure_built(X)
-        self._check_float_input(X, 3, self.n_inputs, f"(n_samples, n_steps, {self.n_inputs})")
-        self._check_mask(sequence_mask, X.shape[0], X.shape[1])
+        self._check_sequence_input(X, sequence_mask, self.n_inputs)
         p = self.params
         H, h_last, self._cache = recurrent_forward(
             self.kind,
@@ -206,9 +195,6 @@ class GRU(_Recurrent):
     kind = "gru"
     gates = 3
 
-    def __init__(self, n_inputs: int, units: int, return_sequences: bool = False) -> None:
-        super().__init__(n_inputs, units, return_sequences=return_sequences)
-
 
 @register
 class LSTM(_Recurrent):
@@ -229,6 +215,3 @@ class LSTM(_Recurrent):
 
     kind = "lstm"
     gates = 4
-
-    def __init__(self, n_inputs: int, units: int, return_sequences: bool = False) -> None:
-        super().__init__(n_inputs, units, return_sequences=return_sequences)

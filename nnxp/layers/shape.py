@@ -61,6 +61,25 @@ class _GlobalPooling1D(Layer):
             )
         return sequence_mask != 0
 
+    def forward(self, X: Array, *, training: bool = False, sequence_mask: Array = None) -> Array:
+        """
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_steps, n_features)
+        sequence_mask : bool array of shape (n_samples, n_steps), optional
+
+        Returns
+        -------
+        Y : array of shape (n_samples, n_features)
+        """
+        mask = self._check(X, sequence_mask)
+        self._shape = tuple(X.shape)
+        return self._pool(X, mask)
+
+    def _pool(self, X: Array, mask: Array) -> Array:
+        """``Y`` of shape (N, F) from the checked ``X`` and ``mask`` (bool or None)."""
+        raise NotImplementedError
+
     def _check_dEdY(self, dEdY: Array) -> tuple[int, ...]:
         if self._shape is None:
             raise RuntimeError(f"{self.label}: backward called before forward")
@@ -88,20 +107,9 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
         super().forget()
         self._weights = None
 
-    def forward(self, X: Array, *, training: bool = False, sequence_mask: Array = None) -> Array:
-        """
-        Parameters
-        ----------
-        X : array of shape (n_samples, n_steps, n_features)
-        sequence_mask : bool array of shape (n_samples, n_steps), optional
-
-        Returns
-        -------
-        Y : array of shape (n_samples, n_features)
-        """
-        mask = self._check(X, sequence_mask)
+    def _pool(self, X: Array, mask: Array) -> Array:
+        """The masked mean; caches the weights of each step (None without a mask)."""
         xp = self.xp
-        self._shape = tuple(X.shape)
         if mask is None:
             self._weights = None
             return xp.mean(X, axis=1)
@@ -141,20 +149,9 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
         super().forget()
         self._argmax = self._any = None
 
-    def forward(self, X: Array, *, training: bool = False, sequence_mask: Array = None) -> Array:
-        """
-        Parameters
-        ----------
-        X : array of shape (n_samples, n_steps, n_features)
-        sequence_mask : bool array of shape (n_samples, n_steps), optional
-
-        Returns
-        -------
-        Y : array of shape (n_samples, n_features)
-        """
-        mask = self._check(X, sequence_mask)
+    def _pool(self, X: Array, mask: Array) -> Array:
+        """The masked maximum; caches the arg-max step of each (sequence, feature)."""
         xp = self.xp
-        self._shape = tuple(X.shape)
         if mask is not None:
             X = xp.where(mask[:, :, None], X, -xp.inf)
         self._argmax = xp.argmax(X, axis=1)  # (N, F), the first maximum
@@ -178,9 +175,8 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
         return xp.where(chosen, dEdY[:, None, :], 0.0)
 
 
-@register
-class Flatten(Layer):
-    """Every axis after the first folded into one: ``(N, d1, d2, ...) -> (N, d1 * d2 * ...)``."""
+class _Reshaping(Layer):
+    """Shared by Flatten and Reshape: each sample's values, in order, in another shape."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -189,23 +185,19 @@ class Flatten(Layer):
     def forget(self) -> None:
         self._shape = None
 
-    def output_width(self, n_inputs: int | None) -> int | None:
-        return None  # depends on every axis, not the last alone
-
-    def output_shape(self, input_shape: tuple) -> tuple:
+    def _check_rank(self, input_shape: tuple) -> tuple:
+        """``input_shape`` as a tuple; a ValueError naming the layer when it has no sample axes."""
         input_shape = tuple(input_shape)
         if len(input_shape) < 2:
             raise ValueError(
                 f"{self.label} expects input of shape (n_samples, ...), got shape {input_shape}"
             )
-        rest = input_shape[1:]
-        return (input_shape[0], None if None in rest else math.prod(rest))
+        return input_shape
 
-    def forward(self, X: Array, *, training: bool = False) -> Array:
-        """``X`` of shape (n_samples, ...) as (n_samples, prod(...))."""
-        self.output_shape(tuple(X.shape))
+    def _reshape(self, X: Array, shape: tuple) -> Array:
+        """``X`` reshaped to ``shape``, remembering its own shape for :meth:`backward`."""
         self._shape = tuple(X.shape)
-        return self.xp.reshape(X, (X.shape[0], math.prod(X.shape[1:])))
+        return self.xp.reshape(X, shape)
 
     def backward(self, dEdY: Array, *, need_dX: bool = True) -> Array | None:
         if self._shape is None:
@@ -214,7 +206,25 @@ class Flatten(Layer):
 
 
 @register
-class Reshape(Layer):
+class Flatten(_Reshaping):
+    """Every axis after the first folded into one: ``(N, d1, d2, ...) -> (N, d1 * d2 * ...)``."""
+
+    def output_width(self, n_inputs: int | None) -> int | None:
+        return None  # depends on every axis, not the last alone
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        input_shape = self._check_rank(input_shape)
+        rest = input_shape[1:]
+        return (input_shape[0], None if None in rest else math.prod(rest))
+
+    def forward(self, X: Array, *, training: bool = False) -> Array:
+        """``X`` of shape (n_samples, ...) as (n_samples, prod(...))."""
+        self.output_shape(tuple(X.shape))
+        return self._reshape(X, (X.shape[0], math.prod(X.shape[1:])))
+
+
+@register
+class Reshape(_Reshaping):
     """Each sample reshaped to ``target_shape``: ``(N, ...) -> (N, *target_shape)``.
 
     Parameters
@@ -245,24 +255,16 @@ class Reshape(Layer):
                 f"{target_shape!r}"
             )
         self.target_shape = tuple(int(s) for s in shape)
-        self._shape: tuple[int, ...] | None = None
 
     def describe(self) -> str:
         return f"Reshape({self.target_shape})"
-
-    def forget(self) -> None:
-        self._shape = None
 
     def output_width(self, n_inputs: int | None) -> int | None:
         last = self.target_shape[-1]
         return None if last == -1 else last
 
     def output_shape(self, input_shape: tuple) -> tuple:
-        input_shape = tuple(input_shape)
-        if len(input_shape) < 2:
-            raise ValueError(
-                f"{self.label} expects input of shape (n_samples, ...), got shape {input_shape}"
-            )
+        input_shape = self._check_rank(input_shape)
         rest = input_shape[1:]
         size = None if None in rest else math.prod(rest)
         known = math.prod(s for s in self.target_shape if s != -1)
@@ -283,14 +285,7 @@ class Reshape(Layer):
 
     def forward(self, X: Array, *, training: bool = False) -> Array:
         """``X`` of shape (n_samples, ...) as (n_samples, *target_shape)."""
-        out = self.output_shape(tuple(X.shape))
-        self._shape = tuple(X.shape)
-        return self.xp.reshape(X, out)
-
-    def backward(self, dEdY: Array, *, need_dX: bool = True) -> Array | None:
-        if self._shape is None:
-            raise RuntimeError(f"{self.label}: backward called before forward")
-        return self.xp.reshape(dEdY, self._shape) if need_dX else None
+        return self._reshape(X, self.output_shape(tuple(X.shape)))
 
     def get_config(self) -> dict:
         return {"type": "Reshape", "target_shape": list(self.target_shape)}
