@@ -26,7 +26,12 @@ EXAMPLES = {
     "batch_vs_instance.py": ["--rows", "50", "--features", "100", "--repeats", "2"],
     "masked_actions.py": ["--epochs", "3"],
     "sequence_tagging.py": ["--epochs", "3"],
+    "custom_layer.py": ["--epochs", "5", "--samples", "256"],
+    "sequence_classification.py": ["--epochs", "2", "--sequences", "200"],
+    "attention_reverse.py": ["--epochs", "2", "--sequences", "200", "--png", "{tmp}/attn.png"],
+    "dask_full_batch.py": ["--in-process", "--maxiter", "10"],
 }
+CPU_BACKENDS = ("numpy", "array_api_strict", "torch", "jax")
 
 
 def _gpu_answers() -> bool:
@@ -109,17 +114,32 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(tags=["cpu"])
 def examples(session: nox.Session) -> None:
-    """Every example with tiny settings, on numpy and array_api_strict."""
-    session.install("-e", ".[test,examples]")
+    """Every example with tiny settings on every CPU backend; the MPI one under mpiexec."""
+    session.install("-e", ".[test,examples]", TORCH_CPU)
     tmp = session.create_tmp()
-    for backend in ("numpy", "array_api_strict"):
+    for backend in CPU_BACKENDS:
         for script, args in EXAMPLES.items():
             args = [a.replace("{tmp}", tmp) for a in args]
             session.run("python", f"examples/{script}", "--backend", backend, *args)
+        session.run(
+            "mpiexec",
+            "-n",
+            "2",
+            "python",
+            "examples/distributed_training.py",
+            "--backend",
+            backend,
+            "--epochs",
+            "3",
+        )
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """The CPU benchmark suite (writes BENCHMARKS.md)."""
-    session.install("-e", ".[examples]", TORCH_CPU, "threadpoolctl")
+    session.install("-e", ".[test,examples]", TORCH_CPU, "threadpoolctl")
     session.run("python", "benchmarks/mlp.py", *session.posargs)
+    for script in ("jax_step.py", "lstm.py", "embedding_grad.py", "onnx_predict.py"):
+        session.run("python", f"benchmarks/{script}")
+    session.run("python", "benchmarks/mpi_scaling.py")
+    session.run("python", "benchmarks/dask_gradient.py")

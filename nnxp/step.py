@@ -76,7 +76,7 @@ class Step:
             self._jitted = jax.jit(self._pure)
 
     # ------------------------------------------------------------------ the step itself
-    def _pure(self, params, opt_state, rng, X, T, mask):
+    def _pure(self, params, opt_state, rng, X, T, mask, sequence_mask=None):
         net = self.net
         layers = net.layers
         # plain copies: a wrapper's ``params`` is a live view over its parts
@@ -88,7 +88,12 @@ class Step:
         try:
             for layer, p in zip(layers, params):
                 layer.params = p
-            result = net._loss_and_delta(X, T, self.loss, mask, True)
+            if sequence_mask is None:
+                result = net._loss_and_delta(X, T, self.loss, mask, True)
+            else:
+                result = net._loss_and_delta(
+                    X, T, self.loss, mask, True, sequence_mask=sequence_mask
+                )
             if isinstance(result, tuple):
                 total, count = result
             else:  # a network whose _loss_and_delta returns the sum alone
@@ -112,7 +117,14 @@ class Step:
         return new_params, new_state, new_rng, total
 
     def __call__(
-        self, params: Params, opt_state: dict, rng: Any, X: Array, T: Array, mask: Array = None
+        self,
+        params: Params,
+        opt_state: dict,
+        rng: Any,
+        X: Array,
+        T: Array,
+        mask: Array = None,
+        sequence_mask: Array = None,
     ) -> tuple[Params, dict, Any, Array]:
         """One optimizer step on the batch ``(X, T, mask)`` (prepared: see
         ``Sequential.prepare``).
@@ -128,6 +140,9 @@ class Step:
         X : array of shape (batch, ..., n_inputs)
         T : array of the output's shape (targets already one-hot)
         mask : array of the output's shape, optional
+        sequence_mask : bool array of shape (batch, n_steps), optional
+            True on real timesteps (checked, as ``Sequential.prepare_sequences`` gives it);
+            default: the first layer's ``compute_mask`` of ``X``, where it has one.
 
         Returns
         -------
@@ -138,24 +153,32 @@ class Step:
             runs over, an int or a 0-d array).
         """
         if not self.compiled:
-            return self._pure(params, opt_state, rng, X, T, mask)
+            return self._pure(params, opt_state, rng, X, T, mask, sequence_mask)
         if rng is None:
             raise ValueError(
                 "a compiled step needs rng, the jax.random key to draw dropout masks from "
                 "(net.rng.get_state()); without it every step would reuse one mask"
             )
         params = [dict(p) for p in params]  # plain dicts are pytrees (wrapper views are not)
-        return self._jitted(params, _traced_step(opt_state, self.net.backend), rng, X, T, mask)
+        state = _traced_step(opt_state, self.net.backend)
+        return self._jitted(params, state, rng, X, T, mask, sequence_mask)
 
     def epoch(
-        self, params: Params, opt_state: dict, rng: Any, X: Array, T: Array, mask: Array = None
+        self,
+        params: Params,
+        opt_state: dict,
+        rng: Any,
+        X: Array,
+        T: Array,
+        mask: Array = None,
+        sequence_mask: Array = None,
     ) -> tuple[Params, dict, Any, Array]:
         """Every step of an epoch whose batches are stacked on a new first axis.
 
         Parameters
         ----------
         X : array of shape (n_batches, batch, ..., n_inputs)
-        T, mask : arrays stacked the same way (mask may be None)
+        T, mask, sequence_mask : arrays stacked the same way (the masks may be None)
 
         Returns
         -------
@@ -168,8 +191,9 @@ class Step:
             sums = []
             for i in range(X.shape[0]):
                 Mi = None if mask is None else mask[i, ...]
+                Si = None if sequence_mask is None else sequence_mask[i, ...]
                 params, opt_state, rng, total = self(
-                    params, opt_state, rng, X[i, ...], T[i, ...], Mi
+                    params, opt_state, rng, X[i, ...], T[i, ...], Mi, Si
                 )
                 sums.append(total)
             if self._with_count:
@@ -184,17 +208,17 @@ class Step:
 
             def body(carry, batch):
                 p, s, r = carry
-                Xb, Tb, Mb = batch
-                p, s, r, total = self._pure(p, s, r, Xb, Tb, Mb)
+                p, s, r, total = self._pure(p, s, r, *batch)
                 return (p, s, r), total
 
-            def run(p, s, r, Xs, Ts, Ms):
-                (p, s, r), totals = jax.lax.scan(body, (p, s, r), (Xs, Ts, Ms))
+            def run(p, s, r, Xs, Ts, Ms, Ss):
+                (p, s, r), totals = jax.lax.scan(body, (p, s, r), (Xs, Ts, Ms, Ss))
                 return p, s, r, totals
 
             self._scanned = jax.jit(run)
         params = [dict(p) for p in params]
-        return self._scanned(params, _traced_step(opt_state, self.net.backend), rng, X, T, mask)
+        state = _traced_step(opt_state, self.net.backend)
+        return self._scanned(params, state, rng, X, T, mask, sequence_mask)
 
 
 def _traced_step(opt_state: dict, backend: Any) -> dict:
@@ -267,3 +291,32 @@ def build_step(
         grads_hook=grads_hook,
         with_count=with_count,
     )
+
+
+class ObjectStep:
+    """The step through the optimizer's object API, for an optimizer whose class overrides
+    ``step`` (a hand-written optimizer, or one instrumented to count its steps): called as
+    a :class:`Step`, it trains the network's layers in place and returns their parameters,
+    the optimizer's state and the generator's state (``rng`` given) after the step."""
+
+    compiled = False
+
+    def __init__(self, net: Any, loss: Loss, optimizer: Optimizer) -> None:
+        self.net, self.loss, self.optimizer = net, get_loss(loss), optimizer
+
+    def __call__(self, params, opt_state, rng, X, T, mask=None, sequence_mask=None):
+        net = self.net
+        if sequence_mask is None:
+            result = net._loss_and_delta(X, T, self.loss, mask, True)
+        else:
+            result = net._loss_and_delta(X, T, self.loss, mask, True, sequence_mask=sequence_mask)
+        params = net.parameters()
+        self.optimizer.step(params, net.gradients())
+        state = self.optimizer.get_functional_state(params)
+        return params, state, None if rng is None else net.rng.get_state(), result
+
+
+def overrides_step(optimizer: Optimizer) -> bool:
+    """Whether ``optimizer``'s class replaces :meth:`Optimizer.step` (then only the object
+    API does what it means)."""
+    return type(optimizer).step is not Optimizer.step

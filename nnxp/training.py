@@ -29,6 +29,7 @@ from .checks import sequence_rows
 from .losses import Loss, counted_rows
 from .optimizers import Optimizer, get_optimizer
 from .random import host_generator
+from .step import ObjectStep, Step, build_step, overrides_step
 
 Array = Any
 
@@ -249,6 +250,24 @@ class _Epoch:
                 rows = self.order[start:stop]
                 yield [None if a is None else xp.take(a, rows, axis=0) for a in data]
 
+    def stacked(self, xp: Any, *data: Array):
+        """The rows of every array in ``data`` (None stays None) in this epoch's order, for
+        a scanned epoch: yields ``(arrays, k)``, first the ``k`` equal-size batches stacked
+        on a new first axis, then the smaller last batch, if any, with ``k = 0``."""
+        if not self.bounds:
+            return
+        n, size = self.bounds[-1][1], self.bounds[0][1]
+        k = n // size
+        if self.order is not None:
+            data = tuple(None if a is None else xp.take(a, self.order, axis=0) for a in data)
+        if k:
+            yield [
+                None if a is None else xp.reshape(a[: k * size, ...], (k, size, *a.shape[1:]))
+                for a in data
+            ], k
+        if k * size < n:
+            yield [None if a is None else a[k * size :, ...] for a in data], 0
+
     def restore(self, net: Any, optimizer: Optimizer) -> None:
         """Back to the state at the start of the epoch."""
         net.set_weights(self.weights)
@@ -256,25 +275,75 @@ class _Epoch:
         net.rng.set_state(self.rng_state)
 
 
-def _steps(net, optimizer, epoch: _Epoch, X, T, loss, mask, interrupt=None):
-    """Train on each batch of ``epoch`` in turn; yields each batch's ``(total, count)``.
-    ``mask`` is ``(output mask, sequence mask)`` (either may be None), batched with the
-    rows. A deferred Ctrl-C (``interrupt`` set) ends the loop right after the running step."""
-    for Xb, Tb, Mb, Sb in epoch.batches(net.xp, X, T, *mask):
-        result = step(net, optimizer, Xb, Tb, Mb, loss, Sb)
-        yield result
-        if interrupt is not None and interrupt.is_set():
-            raise KeyboardInterrupt
+def _steps(net, optimizer, pure: Step, epoch: _Epoch, X, T, masks, interrupt=None, scan=False):
+    """Train on each batch of ``epoch`` through the pure step ``pure``; yields ``(total,
+    count, k)`` after every ``k`` steps (``k`` is 1 unless ``scan``).
+
+    ``masks`` is ``(output mask, sequence mask)`` (either may be None), batched with the
+    rows. The layers hold the parameters after each completed step; the optimizer and (on
+    jax) the generator get the threaded state back when the loop ends, however it ends. A
+    deferred Ctrl-C (``interrupt`` set) ends the loop right after the running step. With
+    ``scan`` (a compiled step), the equal-size batches run as one ``lax.scan`` program and
+    the remainder batch as one more call: ``total`` and ``count`` are then arrays with one
+    value per batch, and a Ctrl-C waits for the epoch's end."""
+    xp = net.xp
+    layers = net.layers
+    params = net.parameters()
+    state = optimizer.get_functional_state(params)
+    key = net.rng.get_state() if net.backend.name == "jax" else None
+    try:
+        if scan:
+            for (Xs, Ts, Ms, Ss), k in epoch.stacked(xp, X, T, *masks):
+                if k:
+                    params, state, key, (total, count) = pure.epoch(
+                        params, state, key, Xs, Ts, Ms, Ss
+                    )
+                else:
+                    params, state, key, (total, count) = pure(params, state, key, Xs, Ts, Ms, Ss)
+                yield total, count, k or 1
+        else:
+            for Xb, Tb, Mb, Sb in epoch.batches(xp, X, T, *masks):
+                params, state, key, (total, count) = pure(params, state, key, Xb, Tb, Mb, Sb)
+                yield total, count, 1
+                if interrupt is not None and interrupt.is_set():
+                    raise KeyboardInterrupt
+    finally:  # nothing reads the layers' parameters between steps: put them back once
+        for layer, p in zip(layers, params):
+            layer.params = p
+        optimizer.set_functional_state(state)  # int(step): one host read, at the end
+        if key is not None:
+            net.rng.set_state(key)
 
 
-def _replay(net, optimizer, epoch: _Epoch, n_steps: int, X, T, loss, masks) -> None:
-    """Put the network back to the state after the first ``n_steps`` steps of ``epoch``;
-    a second Ctrl-C while this runs restarts it rather than leaving a half-restored state."""
+def _build_step(net: Any, loss: Loss, optimizer: Optimizer, compile: bool) -> Any:
+    """fit's step: the pure step (``nnxp.step``), whose update writes into the arrays it is
+    given where the library allows, as the optimizer's object API does (fit owns them, and
+    its snapshots are copies); through the object API for an optimizer that overrides
+    ``step``."""
+    if not overrides_step(optimizer):
+        return build_step(net, loss, optimizer, compile=compile, donate=True, with_count=True)
+    if compile:
+        raise ValueError(
+            f"fit(compile=True) needs the optimizer's functional form (update); this "
+            f"{type(optimizer).__name__} overrides step, which cannot be compiled: use "
+            f"compile=False"
+        )
+    return ObjectStep(net, loss, optimizer)
+
+
+def _replay(net, optimizer, pure: Step, epoch: _Epoch, n_steps: int, X, T, masks) -> None:
+    """Put the network back to the state after the first ``n_steps`` steps of ``epoch``
+    (step by step, with the same step); a second Ctrl-C while this runs restarts it rather
+    than leaving a half-restored state."""
     while True:
         try:
             epoch.restore(net, optimizer)
-            for _ in itertools.islice(_steps(net, optimizer, epoch, X, T, loss, masks), n_steps):
-                pass
+            it = _steps(net, optimizer, pure, epoch, X, T, masks)
+            try:
+                for _ in itertools.islice(it, n_steps):
+                    pass
+            finally:
+                it.close()
             return
         except KeyboardInterrupt:
             continue
@@ -316,13 +385,19 @@ def _progress_bar(enabled: bool, epochs: int) -> Any:
 
 
 def _host_sum(values: list, xp: Any) -> tuple[float, list[float]]:
-    """The float64 host sum of device scalars (one transfer), and each value."""
+    """The float64 host sum of device scalars, or of 1-d arrays of them (one transfer),
+    and each value in order."""
     if not values:
         return 0.0, []
-    if isinstance(values[0], int):
+    if all(isinstance(v, int) for v in values):
         host = [float(v) for v in values]
-    else:
+    elif all(not isinstance(v, int) and v.ndim == 0 for v in values):
         host = [float(v) for v in to_numpy(xp.stack(values)).tolist()]
+    else:  # a scanned epoch: one array per program (a count may stay an int)
+        parts = [xp.reshape(xp.asarray(v), (-1,)) for v in values]
+        dtype = xp.result_type(*parts)
+        parts = [xp.astype(v, dtype) for v in parts]
+        host = [float(v) for v in to_numpy(xp.concat(parts)).tolist()]
     return math.fsum(host), host
 
 
@@ -350,6 +425,7 @@ def fit(
     mask: Array = None,
     sequence_mask: Array = None,
     check_finite: bool = True,
+    compile: bool = False,
 ) -> History:
     """Train ``net`` on ``(X, T)`` with minibatches over the first axis.
 
@@ -398,6 +474,15 @@ def fit(
     check_finite : bool
         Refuse NaN/inf in the data before training starts (``ValueError``); False trains
         on it anyway.
+    compile : bool
+        jax backend only (elsewhere a ``ValueError`` says so, before anything changes):
+        compile the training step with ``jax.jit`` and run each epoch's equal-size batches
+        as one ``jax.lax.scan`` program, plus one call for the smaller last batch. The
+        first epoch traces and compiles (seconds); later ones dispatch the compiled
+        programs. Results equal ``compile=False`` to rounding, and dropout draws fresh
+        masks at every step. A Ctrl-C then takes effect between epochs (after the running
+        epoch's programs), and a non-finite loss is still located at its batch and the
+        state of the last finite one restored (by replaying that epoch step by step).
 
     Returns
     -------
@@ -412,8 +497,9 @@ def fit(
         the epoch and batch. The network and optimizer keep the state with which the last
         finite batch loss was computed (the state before the call if there was none).
     KeyboardInterrupt
-        Raised right after the step that was running, with the weights and optimizer state
-        after the last completed step; ``net.history`` holds the completed epochs.
+        Raised right after the step that was running (with ``compile=True``: the epoch
+        that was running), with the weights and optimizer state after the last completed
+        step; ``net.history`` holds the completed epochs.
     """
     epochs = checks.integer("epochs", epochs)
     batch_size = check_batch_size(batch_size)
@@ -421,10 +507,17 @@ def fit(
         seed = checks.integer("seed", seed)
     optimizer = get_optimizer(optimizer)
     check_optimizer(net, optimizer)
+    if compile and net.backend.name != "jax":
+        raise ValueError(
+            f"fit(compile=True) needs the jax backend (nnxp.set_backend('jax') before building "
+            f"the network); this network computes with {net.backend.name}, which nnxp does "
+            f"not compile: use compile=False"
+        )
     X, T, loss, mask, sequence_mask = net.prepare_sequences(
         X, T, loss, mask, sequence_mask, check_finite
     )
     assert isinstance(loss, Loss)
+    pure = _build_step(net, loss, optimizer, compile)
     masks = (mask, sequence_mask)
     validation = None
     if validation_data is not None:
@@ -465,21 +558,23 @@ def fit(
                 if shuffle:
                     order = asarray(order_rng.permutation(n), backend=net.backend)
                 epoch = _Epoch(net, optimizer, order, n, batch_size)
-                totals, counts = [], []
+                totals, counts, done = [], [], 0
+                steps = _steps(net, optimizer, pure, epoch, X, T, masks, interrupt, compile)
                 try:
-                    for total, count in _steps(net, optimizer, epoch, X, T, loss, masks, interrupt):
+                    for total, count, k in steps:
                         totals.append(total)
                         counts.append(count)
+                        done += k
                 except KeyboardInterrupt:
                     if interrupt is None or not interrupt.is_set():
                         # raised inside a step (not a deferred Ctrl-C): undo the partial step
-                        _replay(net, optimizer, epoch, len(totals), X, T, loss, masks)
+                        _replay(net, optimizer, pure, epoch, done, X, T, masks)
                     raise
                 total, batch_totals = _host_sum(totals, net.xp)  # the epoch's one read
                 count, _ = _host_sum(counts, net.xp)
                 if not math.isfinite(total):
                     bad = next((k for k, v in enumerate(batch_totals) if not math.isfinite(v)), 0)
-                    _restore_last_finite(net, optimizer, epoch, previous, bad, X, T, loss, masks)
+                    _restore_last_finite(net, optimizer, pure, epoch, previous, bad, X, T, masks)
                     raise FloatingPointError(
                         f"the loss became non-finite at epoch {e} (0-based), batch {bad}: "
                         f"lower the learning rate or check the data; the network keeps the "
@@ -515,7 +610,7 @@ def fit(
                 net.set_weights(best_weights)
             elif previous is not None and not _final_weights_finite(net):
                 epoch, n_steps = previous
-                _replay(net, optimizer, epoch, n_steps - 1, X, T, loss, masks)
+                _replay(net, optimizer, pure, epoch, n_steps - 1, X, T, masks)
                 raise FloatingPointError(
                     f"the last step (epoch {history.epoch[-1]}, batch {n_steps - 1}) made the "
                     f"weights non-finite: lower the learning rate or check the data; the "
@@ -551,12 +646,12 @@ def _validation_parts(data: Any) -> tuple:
     return (*data, *(None,) * (4 - len(data)))
 
 
-def _restore_last_finite(net, optimizer, epoch, previous, bad, X, T, loss, masks) -> None:
+def _restore_last_finite(net, optimizer, pure, epoch, previous, bad, X, T, masks) -> None:
     """The state with which the last finite batch loss was computed: ``bad - 1`` steps into
     this epoch, the last step but one of the previous epoch, or the state before the call."""
     if bad > 0:
-        _replay(net, optimizer, epoch, bad - 1, X, T, loss, masks)
+        _replay(net, optimizer, pure, epoch, bad - 1, X, T, masks)
     elif previous is not None:
-        _replay(net, optimizer, previous[0], previous[1] - 1, X, T, loss, masks)
+        _replay(net, optimizer, pure, previous[0], previous[1] - 1, X, T, masks)
     else:
         epoch.restore(net, optimizer)

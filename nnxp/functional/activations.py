@@ -349,8 +349,11 @@ class GELU(ActivationFunction):
     ----------
     approximate : {"none", "tanh"}
         ``"none"``: the exact form ``A/2 * erfc(-A/sqrt(2))`` (the erf of
-        :mod:`nnxp.functional.special`); ``"tanh"``: ``A/2 * (1 + tanh(sqrt(2/pi) *
-        (A + 0.044715 A^3)))``. The derivative comes from ``A`` (``needs_A``).
+        :mod:`nnxp.functional.special`); ``"tanh"``: ``A/2 * (1 + tanh(u))``, ``u =
+        sqrt(2/pi) * (A + 0.044715 A^3)``, computed as the equal ``A * sigmoid(2u)`` with the
+        accurate sigmoid of :mod:`nnxp.functional.special`: ``1 + tanh(u)`` cancels in the
+        negative tail (float32 results lost every digit there on some backends), the sigmoid
+        keeps its relative precision. The derivative comes from ``A`` (``needs_A``).
     """
 
     name = "gelu"
@@ -361,22 +364,27 @@ class GELU(ActivationFunction):
             raise ValueError(f"gelu approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def _tanh_inner(self, A: Array, xp: Any) -> Array:
-        return xp.tanh(_TANH_BETA * (A + _TANH_KAPPA * (A * A * A)))
+    @staticmethod
+    def _two_u(A: Array) -> Array:
+        """``2u = 2 sqrt(2/pi) (A + 0.044715 A^3)``: ``(1 + tanh(u)) / 2 = sigmoid(2u)``."""
+        return (2.0 * _TANH_BETA) * (A + _TANH_KAPPA * (A * A * A))
 
     def forward(self, A: Array, xp: Any = None) -> Array:
         xp = xp or array_namespace(A)
         if self.approximate == "tanh":
-            return 0.5 * A * (1.0 + self._tanh_inner(A, xp))
+            return A * sigmoid(self._two_u(A), xp=xp)
         return 0.5 * A * erf_and_erfc(-_SQRT_HALF * A, xp=xp)[1]
 
     def backward(self, Y: Array, dEdY: Array, xp: Any = None, A: Array = None) -> Array:
         A = self._need_A(A)
         xp = xp or array_namespace(A)
         if self.approximate == "tanh":
-            t = self._tanh_inner(A, xp)
-            inner = _TANH_BETA * (1.0 + (3.0 * _TANH_KAPPA) * (A * A))
-            return (0.5 * (1.0 + t) + 0.5 * A * (1.0 - t * t) * inner) * dEdY
+            # d/dA [A s(2u)] = s + A * 2 s (1 - s) du/dA, with 1 - s = sigmoid(-2u) exactly
+            # (no cancellation) and (1 - tanh(u)^2) / 2 = 2 s (1 - s)
+            two_u = self._two_u(A)
+            s, r = sigmoid(two_u, xp=xp), sigmoid(-two_u, xp=xp)
+            du = (2.0 * _TANH_BETA) * (1.0 + (3.0 * _TANH_KAPPA) * (A * A))
+            return (s + A * (s * r) * du) * dEdY
         cdf = 0.5 * erf_and_erfc(-_SQRT_HALF * A, xp=xp)[1]
         pdf = _INV_SQRT_2PI * xp.exp(-0.5 * (A * A))
         return (cdf + A * pdf) * dEdY
