@@ -63,7 +63,7 @@ def main(argv=None) -> dict:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--samples", type=int, default=1024)
     args = p.parse_args(argv)
-    use(args)
+    use(args, float64=True)
     rng = np.random.default_rng(args.seed)
     X_host, labels_host = marked_sequences(args.samples, 8, rng)
     X, labels = nnxp.asarray(X_host, dtype="float32"), nnxp.asarray(labels_host)

@@ -37,7 +37,7 @@ def main(argv=None) -> dict:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--maxiter", type=int, default=150)
     args = p.parse_args(argv)
-    use(args)
+    use(args, float64=True)
 
     from distributed import Client, LocalCluster
 

@@ -332,17 +332,19 @@ def use_backend(name: str, device: Any = None) -> Iterator[Backend]:
         _current.reset(token)
 
 
+_LIBRARIES = {
+    "numpy": "numpy",
+    "torch": "torch",
+    "cupy": "cupy",
+    "array_api_strict": "array_api_strict",
+    "jax": "jax",  # tracers inside jax.jit
+    "jaxlib": "jax",  # concrete jax.Array
+}
+
+
 def array_library(x: Any) -> str | None:
     """The backend name an array belongs to, or None for host data (lists, scalars)."""
-    module = type(x).__module__.split(".")[0]
-    return {
-        "numpy": "numpy",
-        "torch": "torch",
-        "cupy": "cupy",
-        "array_api_strict": "array_api_strict",
-        "jax": "jax",  # tracers inside jax.jit
-        "jaxlib": "jax",  # concrete jax.Array
-    }.get(module)
+    return _LIBRARIES.get(type(x).__module__.partition(".")[0])
 
 
 def to_numpy(x: Any) -> np.ndarray:

@@ -60,6 +60,18 @@ def _mutable(p: Array) -> bool:
     return array_library(p) != "jax"
 
 
+_NAMESPACES: dict[type, Any] = {}
+
+
+def _namespace(p: Array) -> Any:
+    """``array_namespace(p)``, looked up once per array type (the answer depends on the
+    type alone, and the lookup is slow next to a small step's arithmetic)."""
+    kind = type(p)
+    if kind not in _NAMESPACES:
+        _NAMESPACES[kind] = array_namespace(p)
+    return _NAMESPACES[kind]
+
+
 class Optimizer:
     """Base class. Subclasses define ``slot_names`` and :meth:`_update_one`."""
 
@@ -118,6 +130,7 @@ class Optimizer:
         """
         t = state["step"] + 1
         coefficients = self._coefficients(t)
+        update_one = self._update_one
         new_params, new_slots = [], []
         xp: Any = None  # the namespace and mutability of the first parameter, for all
         for layer, layer_grads, layer_slots in zip(params, grads, state["slots"]):
@@ -125,9 +138,9 @@ class Optimizer:
             for name, g in layer_grads.items():
                 p = layer[name]
                 if xp is None:
-                    xp = array_namespace(p) if self.needs_namespace else False
+                    xp = _namespace(p) if self.needs_namespace else False
                     inplace = inplace and _mutable(p)
-                new_layer[name], new_layer_slots[name] = self._update_one(
+                new_layer[name], new_layer_slots[name] = update_one(
                     p, g, layer_slots[name], t, coefficients, inplace, xp
                 )
             new_params.append(new_layer)

@@ -41,7 +41,8 @@ Params = list
 
 
 class Step:
-    """A built training step; call it as ``step(params, opt_state, rng, X, T, mask)``.
+    """A built training step; call it as ``step(params, opt_state, rng, X, T, mask,
+    sequence_mask)`` (both masks optional).
 
     Attributes
     ----------
@@ -61,8 +62,10 @@ class Step:
         donate: bool,
         grads_hook: Callable[[Params], Params] | None,
         with_count: bool = False,
+        borrow: bool = True,
     ) -> None:
         self.net, self.loss, self.optimizer = net, loss, optimizer
+        self._borrow = borrow or compile  # a compiled step never leaves tracers behind
         self.compiled = compile
         self._jax = net.backend.name == "jax"
         self._donate = donate and not self._jax
@@ -77,36 +80,15 @@ class Step:
 
     # ------------------------------------------------------------------ the step itself
     def _pure(self, params, opt_state, rng, X, T, mask, sequence_mask=None):
+        """The step, with the layers' parameters, grads, caches and the generator put back
+        afterwards."""
         net = self.net
         layers = net.layers
         # plain copies: a wrapper's ``params`` is a live view over its parts
         saved_params = [dict(layer.params) for layer in layers]
-        saved_rng = None
-        if rng is not None:
-            saved_rng = net.rng.get_state()
-            net.rng.set_state(rng)
+        saved_rng = None if rng is None else net.rng.get_state()
         try:
-            for layer, p in zip(layers, params):
-                layer.params = p
-            if sequence_mask is None:
-                result = net._loss_and_delta(X, T, self.loss, mask, True)
-            else:
-                result = net._loss_and_delta(
-                    X, T, self.loss, mask, True, sequence_mask=sequence_mask
-                )
-            if isinstance(result, tuple):
-                total, count = result
-            else:  # a network whose _loss_and_delta returns the sum alone
-                total, count = result, self.loss.count(net._output_layer().output().A, net.xp, mask)
-            if self._with_count:
-                total = (total, count)
-            grads = [layer.grads for layer in layers]
-            if self._grads_hook is not None:
-                grads = self._grads_hook(grads)
-            new_params, new_state = self.optimizer.update(
-                params, grads, opt_state, inplace=self._donate
-            )
-            new_rng = None if rng is None else net.rng.get_state()
+            return self._in_layers(params, opt_state, rng, X, T, mask, sequence_mask)
         finally:
             for layer, p in zip(layers, saved_params):
                 layer.params = p
@@ -114,6 +96,35 @@ class Step:
                 layer.forget()
             if rng is not None:
                 net.rng.set_state(saved_rng)
+
+    def _in_layers(self, params, opt_state, rng, X, T, mask, sequence_mask=None):
+        """The step run in the network's layers, which are left holding ``params`` (not
+        the new ones), their grads and caches: for ``fit``, which owns the network for the
+        loop and puts the last parameters in once at the end (``borrow=False``)."""
+        net = self.net
+        layers = net.layers
+        if rng is not None:
+            net.rng.set_state(rng)
+        for layer, p in zip(layers, params):
+            if layer.params is not p:
+                layer.params = p
+        if sequence_mask is None:
+            result = net._loss_and_delta(X, T, self.loss, mask, True)
+        else:
+            result = net._loss_and_delta(X, T, self.loss, mask, True, sequence_mask=sequence_mask)
+        if isinstance(result, tuple):
+            total, count = result
+        else:  # a network whose _loss_and_delta returns the sum alone
+            total, count = result, self.loss.count(net._output_layer().output().A, net.xp, mask)
+        if self._with_count:
+            total = (total, count)
+        grads = [layer.grads for layer in layers]
+        if self._grads_hook is not None:
+            grads = self._grads_hook(grads)
+        new_params, new_state = self.optimizer.update(
+            params, grads, opt_state, inplace=self._donate
+        )
+        new_rng = None if rng is None else net.rng.get_state()
         return new_params, new_state, new_rng, total
 
     def __call__(
@@ -153,7 +164,8 @@ class Step:
             runs over, an int or a 0-d array).
         """
         if not self.compiled:
-            return self._pure(params, opt_state, rng, X, T, mask, sequence_mask)
+            run = self._pure if self._borrow else self._in_layers
+            return run(params, opt_state, rng, X, T, mask, sequence_mask)
         if rng is None:
             raise ValueError(
                 "a compiled step needs rng, the jax.random key to draw dropout masks from "
@@ -240,6 +252,7 @@ def build_step(
     donate: bool = False,
     grads_hook: Callable[[Params], Params] | None = None,
     with_count: bool = False,
+    borrow: bool = True,
 ) -> Step:
     """Build the pure training step of ``net`` for ``loss`` and ``optimizer``.
 
@@ -260,11 +273,18 @@ def build_step(
     with_count : bool
         Return ``(loss_sum, count)`` in place of ``loss_sum`` (what ``fit`` needs to take
         the mean over masked batches).
+    borrow : bool
+        True: the step borrows the layers and puts their parameters, grads, caches and
+        the generator back, so the network is left as it was. False (uncompiled only; the
+        loop in ``fit``): the layers are left holding the parameters the step was given,
+        its grads and caches; cheaper per step, for a caller that owns the network for the
+        loop and puts the last parameters in itself.
 
     Returns
     -------
     Step
-        ``step(params, opt_state, rng, X, T, mask) -> (params, opt_state, rng, loss_sum)``.
+        ``step(params, opt_state, rng, X, T, mask=None, sequence_mask=None) -> (params,
+        opt_state, rng, loss_sum)``.
 
     Raises
     ------
@@ -290,6 +310,7 @@ def build_step(
         donate=donate,
         grads_hook=grads_hook,
         with_count=with_count,
+        borrow=borrow,
     )
 
 

@@ -5,89 +5,44 @@ device and are read once per epoch (and added up on the host in float64, so fini
 losses never overflow). The rows' order of each epoch is drawn on the host from the seed
 (one small transfer per epoch), so every backend sees the same batches.
 
-Recovery: a non-finite loss replays the epoch from a snapshot taken at its start, so the
-network ends with exactly the weights of the last step whose loss was finite. Ctrl-C
-(SIGINT, in the main thread) is deferred to the end of the running step: ``fit`` then raises
-``KeyboardInterrupt`` at once, leaving the weights and optimizer state after the last
-completed step (no replay).
+Every step is the pure training step of :mod:`nnxp.step` (compiled with ``jax.jit``, and an
+epoch as one ``lax.scan`` program, under ``compile=True`` on jax).
+
+Recovery (:mod:`nnxp.recovery`): a non-finite loss replays the epoch from a snapshot taken
+at its start, so the network ends with exactly the weights of the last step whose loss was
+finite. Ctrl-C (SIGINT, in the main thread) is deferred to the end of the running step (the
+running epoch, compiled): ``fit`` then raises ``KeyboardInterrupt`` at once, leaving the
+weights and optimizer state after the last completed step (no replay). History and early
+stopping live in :mod:`nnxp.callbacks`, re-exported here.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import signal
-import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import checks
 from .backend import asarray, to_numpy
+from .callbacks import EarlyStopping as EarlyStopping  # re-exported: nnxp.training's API
+from .callbacks import History, _BestEpoch, _early_stopping, _history_keys
 from .checks import sequence_rows
 from .losses import Loss, counted_rows
 from .optimizers import Optimizer, get_optimizer
 from .random import host_generator
-from .step import ObjectStep, Step, build_step, overrides_step
+from .recovery import (
+    _build_step,
+    _DeferredInterrupt,
+    _Epoch,
+    _final_weights_finite,
+    _replay,
+    _restore_last_finite,
+    _steps,
+)
+from .recovery import step as step  # re-exported: the object-API step, as before
 
 Array = Any
-
-
-@dataclass
-class History:
-    """What ``fit`` returns, as Keras's: ``history["loss"]`` holds one value per epoch, with
-    ``val_loss``/``val_accuracy`` when validation data is given.
-
-    Attributes
-    ----------
-    history : dict of str to list of float
-    epoch : list of int
-        The epochs that ran (0-based).
-    stopped_epoch : int or None
-        The epoch at which early stopping (or a callback) ended training.
-    """
-
-    history: dict[str, list[float]] = field(default_factory=dict)
-    epoch: list[int] = field(default_factory=list)
-    stopped_epoch: int | None = None
-
-    def append(self, epoch: int, logs: dict[str, float]) -> None:
-        """Record one epoch's logs."""
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-
-@dataclass
-class EarlyStopping:
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
-
-    Parameters
-    ----------
-    monitor : str, optional
-        A history key; ``"val_loss"`` when validation data is given, else ``"loss"``.
-    patience : int
-    min_delta : float
-    mode : {"auto", "min", "max"}
-        ``auto`` maximises keys containing "accuracy" and minimises the others.
-    restore_best_weights : bool
-        Put back the weights of the best epoch when training ends.
-    """
-
-    monitor: str | None = None
-    patience: int = 5
-    min_delta: float = 0.0
-    mode: str = "auto"
-    restore_best_weights: bool = True
-
-    def __post_init__(self) -> None:
-        self.patience = checks.integer("patience", self.patience)
-        self.min_delta = checks.real("min_delta", self.min_delta)
-        if self.monitor is not None and not isinstance(self.monitor, str):
-            raise ValueError(f"monitor must be a history key (a str), got {self.monitor!r}")
-        if self.mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {self.mode!r}")
 
 
 def check_batch_size(batch_size: Any) -> int:
@@ -137,42 +92,6 @@ def claim_optimizer(net: Any, optimizer: Optimizer) -> None:
     optimizer._nnxp_owner = (weakref.ref(net), net._placement)  # type: ignore[attr-defined]
 
 
-# ---------------------------------------------------------------------- early stopping
-def _early_stopping(option: Any, has_validation: bool) -> EarlyStopping | None:
-    if option is None or option is False:
-        return None
-    if option is True:
-        option = EarlyStopping()
-    elif isinstance(option, int) and not isinstance(option, bool):
-        option = EarlyStopping(patience=option)
-    elif isinstance(option, dict):
-        option = EarlyStopping(**option)
-    if not isinstance(option, EarlyStopping):
-        raise TypeError(
-            "early_stopping must be an EarlyStopping, an int patience, a dict or True, "
-            f"got {option!r}"
-        )
-    if option.monitor is None:
-        option = EarlyStopping(
-            "val_loss" if has_validation else "loss",
-            option.patience,
-            option.min_delta,
-            option.mode,
-            option.restore_best_weights,
-        )
-    return option
-
-
-def _history_keys(loss: Loss, has_validation: bool) -> list[str]:
-    """The keys every epoch's logs will hold."""
-    keys = ["loss"]
-    if has_validation:
-        keys.append("val_loss")
-        if loss.name in ("cross_entropy", "binary_cross_entropy"):
-            keys.append("val_accuracy")
-    return keys
-
-
 # ---------------------------------------------------------------------- evaluation
 def evaluate(
     net: Any, X: Array, T: Array, loss: Loss, mask: Array = None, sequence_mask: Array = None
@@ -204,175 +123,6 @@ def evaluate(
     return logs
 
 
-# ---------------------------------------------------------------------- one step, one epoch
-def step(
-    net: Any,
-    optimizer: Optimizer,
-    Xb: Array,
-    Tb: Array,
-    Mb: Array,
-    loss: Loss,
-    Sb: Array = None,
-) -> tuple:
-    """One training step on one batch: forward, loss, backward, optimizer update.
-
-    ``Mb`` is the batch's output mask and ``Sb`` its timestep mask (None: derived from the
-    batch by the first layer's ``compute_mask``, on the device). Returns ``(total,
-    count)`` of the batch (see ``Sequential._loss_and_delta``), left on the device. The
-    one function a compiled step (``nnxp.step``) replaces.
-    """
-    if Sb is None:
-        result = net._loss_and_delta(Xb, Tb, loss, Mb, training=True)
-    else:
-        result = net._loss_and_delta(Xb, Tb, loss, Mb, training=True, sequence_mask=Sb)
-    optimizer.step(net.parameters(), net.gradients())
-    return result
-
-
-class _Epoch:
-    """One epoch's batches and the snapshot needed to replay them."""
-
-    def __init__(
-        self, net: Any, optimizer: Optimizer, order: Array, n: int, batch_size: int
-    ) -> None:
-        self.order = order
-        self.bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
-        self.weights = net.get_weights()
-        self.optimizer_state = optimizer.snapshot()
-        self.rng_state = net.rng.get_state()
-
-    def batches(self, xp: Any, *data: Array):
-        """Each batch's rows of every array in ``data`` (None stays None)."""
-        for start, stop in self.bounds:
-            if self.order is None:
-                yield [None if a is None else a[start:stop, ...] for a in data]
-            else:
-                rows = self.order[start:stop]
-                yield [None if a is None else xp.take(a, rows, axis=0) for a in data]
-
-    def stacked(self, xp: Any, *data: Array):
-        """The rows of every array in ``data`` (None stays None) in this epoch's order, for
-        a scanned epoch: yields ``(arrays, k)``, first the ``k`` equal-size batches stacked
-        on a new first axis, then the smaller last batch, if any, with ``k = 0``."""
-        if not self.bounds:
-            return
-        n, size = self.bounds[-1][1], self.bounds[0][1]
-        k = n // size
-        if self.order is not None:
-            data = tuple(None if a is None else xp.take(a, self.order, axis=0) for a in data)
-        if k:
-            yield [
-                None if a is None else xp.reshape(a[: k * size, ...], (k, size, *a.shape[1:]))
-                for a in data
-            ], k
-        if k * size < n:
-            yield [None if a is None else a[k * size :, ...] for a in data], 0
-
-    def restore(self, net: Any, optimizer: Optimizer) -> None:
-        """Back to the state at the start of the epoch."""
-        net.set_weights(self.weights)
-        optimizer.restore(self.optimizer_state)
-        net.rng.set_state(self.rng_state)
-
-
-def _steps(net, optimizer, pure: Step, epoch: _Epoch, X, T, masks, interrupt=None, scan=False):
-    """Train on each batch of ``epoch`` through the pure step ``pure``; yields ``(total,
-    count, k)`` after every ``k`` steps (``k`` is 1 unless ``scan``).
-
-    ``masks`` is ``(output mask, sequence mask)`` (either may be None), batched with the
-    rows. The layers hold the parameters after each completed step; the optimizer and (on
-    jax) the generator get the threaded state back when the loop ends, however it ends. A
-    deferred Ctrl-C (``interrupt`` set) ends the loop right after the running step. With
-    ``scan`` (a compiled step), the equal-size batches run as one ``lax.scan`` program and
-    the remainder batch as one more call: ``total`` and ``count`` are then arrays with one
-    value per batch, and a Ctrl-C waits for the epoch's end."""
-    xp = net.xp
-    layers = net.layers
-    params = net.parameters()
-    state = optimizer.get_functional_state(params)
-    key = net.rng.get_state() if net.backend.name == "jax" else None
-    try:
-        if scan:
-            for (Xs, Ts, Ms, Ss), k in epoch.stacked(xp, X, T, *masks):
-                if k:
-                    params, state, key, (total, count) = pure.epoch(
-                        params, state, key, Xs, Ts, Ms, Ss
-                    )
-                else:
-                    params, state, key, (total, count) = pure(params, state, key, Xs, Ts, Ms, Ss)
-                yield total, count, k or 1
-        else:
-            for Xb, Tb, Mb, Sb in epoch.batches(xp, X, T, *masks):
-                params, state, key, (total, count) = pure(params, state, key, Xb, Tb, Mb, Sb)
-                yield total, count, 1
-                if interrupt is not None and interrupt.is_set():
-                    raise KeyboardInterrupt
-    finally:  # nothing reads the layers' parameters between steps: put them back once
-        for layer, p in zip(layers, params):
-            layer.params = p
-        optimizer.set_functional_state(state)  # int(step): one host read, at the end
-        if key is not None:
-            net.rng.set_state(key)
-
-
-def _build_step(net: Any, loss: Loss, optimizer: Optimizer, compile: bool) -> Any:
-    """fit's step: the pure step (``nnxp.step``), whose update writes into the arrays it is
-    given where the library allows, as the optimizer's object API does (fit owns them, and
-    its snapshots are copies); through the object API for an optimizer that overrides
-    ``step``."""
-    if not overrides_step(optimizer):
-        return build_step(net, loss, optimizer, compile=compile, donate=True, with_count=True)
-    if compile:
-        raise ValueError(
-            f"fit(compile=True) needs the optimizer's functional form (update); this "
-            f"{type(optimizer).__name__} overrides step, which cannot be compiled: use "
-            f"compile=False"
-        )
-    return ObjectStep(net, loss, optimizer)
-
-
-def _replay(net, optimizer, pure: Step, epoch: _Epoch, n_steps: int, X, T, masks) -> None:
-    """Put the network back to the state after the first ``n_steps`` steps of ``epoch``
-    (step by step, with the same step); a second Ctrl-C while this runs restarts it rather
-    than leaving a half-restored state."""
-    while True:
-        try:
-            epoch.restore(net, optimizer)
-            it = _steps(net, optimizer, pure, epoch, X, T, masks)
-            try:
-                for _ in itertools.islice(it, n_steps):
-                    pass
-            finally:
-                it.close()
-            return
-        except KeyboardInterrupt:
-            continue
-
-
-class _DeferredInterrupt:
-    """While active (main thread, default SIGINT handler only), Ctrl-C sets a flag that the
-    loop checks after each step instead of raising in the middle of one."""
-
-    def __init__(self) -> None:
-        self.flag = threading.Event()
-        self.previous: Any = None
-
-    def __enter__(self) -> threading.Event | None:
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        try:
-            if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-                return None
-            self.previous = signal.signal(signal.SIGINT, lambda *_: self.flag.set())
-        except (ValueError, OSError):  # not the main interpreter, no signals here
-            return None
-        return self.flag
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-
 def _progress_bar(enabled: bool, epochs: int) -> Any:
     """One bar for the whole fit, epochs as its unit (off when not a terminal)."""
     if not enabled or epochs == 0:
@@ -399,12 +149,6 @@ def _host_sum(values: list, xp: Any) -> tuple[float, list[float]]:
         parts = [xp.astype(v, dtype) for v in parts]
         host = [float(v) for v in to_numpy(xp.concat(parts)).tolist()]
     return math.fsum(host), host
-
-
-def _final_weights_finite(net: Any) -> bool:
-    xp = net.xp
-    flags = [xp.all(xp.isfinite(p)) for params in net.parameters() for p in params.values()]
-    return not flags or bool(xp.all(xp.stack(flags)))
 
 
 def fit(
@@ -540,13 +284,7 @@ def fit(
         order_rng = net.shuffle_rng
     history = History()
     net.history = history
-    best, best_weights, waited = math.inf, None, 0
-    sign = 1.0
-    monitor = "" if stopper is None else str(stopper.monitor)
-    if stopper is not None and (
-        stopper.mode == "max" or (stopper.mode == "auto" and "accuracy" in monitor)
-    ):
-        sign = -1.0
+    best = _BestEpoch(stopper)
     n = X.shape[0]
     previous: tuple[_Epoch, int] | None = None
     bar = _progress_bar(progress, epochs)
@@ -592,22 +330,14 @@ def fit(
                 stop = False
                 for callback in callbacks:
                     stop = bool(callback(e, dict(logs))) or stop
-                if stopper is not None:
-                    current = sign * logs[monitor]
-                    if current < best - stopper.min_delta:
-                        best, waited = current, 0
-                        if stopper.restore_best_weights:
-                            best_weights = net.get_weights()
-                    else:
-                        waited += 1
-                        stop = stop or waited > stopper.patience
+                stop = best.update(net, logs) or stop
                 if interrupt is not None and interrupt.is_set():
                     raise KeyboardInterrupt
                 if stop:
                     history.stopped_epoch = e
                     break
-            if best_weights is not None:
-                net.set_weights(best_weights)
+            if best.weights is not None:
+                net.set_weights(best.weights)
             elif previous is not None and not _final_weights_finite(net):
                 epoch, n_steps = previous
                 _replay(net, optimizer, pure, epoch, n_steps - 1, X, T, masks)
@@ -644,14 +374,3 @@ def _validation_parts(data: Any) -> tuple:
             "'sequence_mask'"
         )
     return (*data, *(None,) * (4 - len(data)))
-
-
-def _restore_last_finite(net, optimizer, pure, epoch, previous, bad, X, T, masks) -> None:
-    """The state with which the last finite batch loss was computed: ``bad - 1`` steps into
-    this epoch, the last step but one of the previous epoch, or the state before the call."""
-    if bad > 0:
-        _replay(net, optimizer, pure, epoch, bad - 1, X, T, masks)
-    elif previous is not None:
-        _replay(net, optimizer, pure, previous[0], previous[1] - 1, X, T, masks)
-    else:
-        epoch.restore(net, optimizer)

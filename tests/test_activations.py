@@ -126,6 +126,21 @@ def test_sigmoid_keeps_relative_precision_in_the_tail(backend, dtype):
     assert np.all((Z[:2] >= 0) & (Z[:2] < np.finfo(dtype).tiny)) and np.all(Z[2:] == 1.0)
 
 
+def test_float32_tanh_gelu_keeps_relative_precision_in_the_negative_tail(backend):
+    """``A/2 (1 + tanh(u))`` lost every digit for A < -4 in float32 (1 + tanh cancels; on
+    jax the result became -0.0); as ``A sigmoid(2u)`` the relative error stays at what the
+    float32 rounding of ``u`` itself allows (2u up to ~80: ~1e-5), down to A = -9."""
+    A = np.linspace(-9.0, 3.0, 12001)
+    A32 = A.astype(np.float32).astype(np.float64)
+    exact = A32 / (1.0 + np.exp(-2.0 * np.sqrt(2.0 / np.pi) * (A32 + 0.044715 * A32**3)))
+    gelu = F.get_activation({"name": "gelu", "approximate": "tanh"})
+    Y = host(gelu(nnxp.asarray(A, dtype="float32"))).astype(np.float64)
+    nonzero = exact != 0.0
+    assert nonzero.sum() == A.size - 1  # only A = 0 itself
+    assert np.max(np.abs(Y[nonzero] - exact[nonzero]) / np.abs(exact[nonzero])) < 3e-5
+    assert np.all(np.signbit(Y[A < 0]))  # never rounds to zero on the way
+
+
 def test_unknown_activation_lists_the_valid_names():
     with pytest.raises(ValueError, match="valid names are linear, .*gelu.*register"):
         F.get_activation("mish")

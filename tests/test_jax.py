@@ -220,3 +220,156 @@ def test_arrays_moved_from_jax_to_numpy_are_writable(rng):
             progress=False,
         )  # in-place updates of params and moments
     assert opt.steps == 2 and np.all(np.isfinite(nnxp.to_numpy(net.layers[0].W)))
+
+
+# ---------------------------------------------------------------- fit(compile=True)
+def _fit(compile, X, T, dtype, dropout=0.25, **options):
+    net, opt = _net(dtype, dropout=dropout), nnxp.Adam(0.01)
+    history = net.fit(
+        X, T, loss="cross_entropy", optimizer=opt, compile=compile, progress=False, **options
+    )
+    return net, opt, history
+
+
+def test_fit_compiled_equals_fit_eager_to_rounding_in_float64(rng):
+    with jax.enable_x64(True), nnxp.use_backend("jax"):
+        # 50 rows, batches of 16: a scanned program of 3 batches plus a batch of 2
+        X, T = normal(rng, (50, 6), "float64"), one_hot(rng, (50,), 3, "float64")
+        options = dict(epochs=3, batch_size=16, seed=5)
+        eager, eager_opt, h1 = _fit(False, X, T, "float64", **options)
+        compiled, compiled_opt, h2 = _fit(True, X, T, "float64", **options)
+        assert compiled_opt.steps == eager_opt.steps == 12
+        np.testing.assert_allclose(h2.history["loss"], h1.history["loss"], rtol=1e-11)
+        for a, b in zip(compiled.parameters(), eager.parameters()):
+            for k in a:
+                np.testing.assert_allclose(host(a[k]), host(b[k]), rtol=1e-10, atol=1e-12)
+        for a, b in zip(compiled_opt.state, eager_opt.state):
+            for k in a:
+                for slot in a[k]:
+                    np.testing.assert_allclose(host(a[k][slot]), host(b[k][slot]), rtol=1e-9)
+        np.testing.assert_array_equal(
+            nnxp.to_numpy(compiled.rng.get_state()), nnxp.to_numpy(eager.rng.get_state())
+        )
+        # and training goes on from there: a second fit continues the same optimizer
+        compiled.fit(
+            X,
+            T,
+            loss="cross_entropy",
+            optimizer=compiled_opt,
+            compile=True,
+            epochs=1,
+            progress=False,
+        )
+        assert compiled_opt.steps == 14  # 50 rows, default batches of 32
+
+
+def test_fit_compiled_draws_fresh_dropout_masks_at_every_step(rng):
+    with nnxp.use_backend("jax"):
+        X8, T8 = normal(rng, (8, 6), "float32"), one_hot(rng, (8,), 3, "float32")
+        X32, T32 = (jax.numpy.concatenate([a] * 4) for a in (X8, T8))
+        options = dict(
+            loss="cross_entropy",
+            batch_size=8,
+            shuffle=False,
+            compile=True,
+            progress=False,
+        )
+        # lr 0: only the masks change the loss. One step per epoch, three epochs:
+        net = _net(dropout=0.5)
+        no_dropout = float(net.loss_and_gradient(X8, T8, "cross_entropy")[0])
+        losses = net.fit(X8, T8, epochs=3, optimizer=nnxp.SGD(0.0), **options).history["loss"]
+        assert len(set(losses)) == 3, losses
+        assert all(v != pytest.approx(no_dropout, rel=1e-6) for v in losses)
+        # four equal batches in one scanned program: with one mask for all four, the
+        # epoch's mean would be the first step's loss
+        first = _net(dropout=0.5).fit(X8, T8, epochs=1, optimizer=nnxp.SGD(0.0), **options)
+        first = first.history["loss"][0]
+        assert first == pytest.approx(losses[0], rel=1e-6)  # same seed, same first mask
+        mean4 = _net(dropout=0.5).fit(X32, T32, epochs=1, optimizer=nnxp.SGD(0.0), **options)
+        mean4 = mean4.history["loss"][0]
+        assert mean4 != pytest.approx(first, rel=1e-4)
+
+
+def test_fit_compiled_with_a_sequence_mask_equals_eager(rng):
+    # (Embedding and the recurrent kernels read X.device, which a jax tracer lacks)
+    def make():
+        return nnxp.Sequential(
+            [nnxp.Dense(3, 4, "tanh"), nnxp.GlobalAveragePooling1D(), nnxp.Dense(4, 3, "softmax")],
+            seed=1,
+            dtype="float64",
+        )
+
+    lengths = rng.integers(1, 6, 10)
+    mask = np.arange(5)[None, :] < lengths[:, None]
+    with jax.enable_x64(True), nnxp.use_backend("jax"):
+        X, M = normal(rng, (10, 5, 3), "float64"), nnxp.asarray(mask)
+        y = nnxp.asarray(rng.integers(0, 3, 10))
+        results = []
+        for compile, mask in ((False, M), (True, M), (True, None)):
+            net = make()
+            h = net.fit(
+                X,
+                y,
+                loss="cross_entropy",
+                optimizer=nnxp.Adam(0.05),
+                epochs=2,
+                batch_size=4,
+                seed=0,
+                sequence_mask=mask,
+                compile=compile,
+                progress=False,
+            )
+            results.append((net, h.history["loss"]))
+        (eager, l1), (compiled, l2), (_, unmasked) = results
+        np.testing.assert_allclose(l2, l1, rtol=1e-11)
+        assert not np.allclose(unmasked, l2, rtol=1e-6)  # the mask reached the pooling
+        for a, b in zip(compiled.parameters(), eager.parameters()):
+            for k in a:
+                np.testing.assert_allclose(host(a[k]), host(b[k]), rtol=1e-10, atol=1e-12)
+
+
+def test_fit_compiled_restores_the_last_finite_state_and_names_the_batch(rng):
+    with jax.enable_x64(True), nnxp.use_backend("jax"):
+        X, T = normal(rng, (40, 6), "float64"), one_hot(rng, (40,), 3, "float64")
+        X = X.at[25, 0].set(np.inf)  # batch 3 of 5 (batches of 8, unshuffled)
+        results = []
+        for compile in (False, True):
+            net, opt = _net("float64"), nnxp.Adam(0.01)
+            with pytest.raises(FloatingPointError, match="epoch 0 \\(0-based\\), batch 3"):
+                net.fit(
+                    X,
+                    T,
+                    loss="cross_entropy",
+                    optimizer=opt,
+                    batch_size=8,
+                    shuffle=False,
+                    check_finite=False,
+                    compile=compile,
+                    progress=False,
+                )
+            results.append((net, opt))
+        (eager, eager_opt), (compiled, compiled_opt) = results
+        assert compiled_opt.steps == eager_opt.steps == 2
+        for a, b in zip(compiled.parameters(), eager.parameters()):
+            for k in a:
+                np.testing.assert_allclose(host(a[k]), host(b[k]), rtol=1e-10, atol=1e-12)
+
+
+def test_fit_compiled_again_reuses_the_step_until_a_setting_changes(rng):
+    with nnxp.use_backend("jax"):
+        X, T = normal(rng, (40, 6), "float32"), one_hot(rng, (40,), 3, "float32")
+        net, opt = _net(), nnxp.SGD(0.1)
+        options = dict(loss="cross_entropy", optimizer=opt, batch_size=16, progress=False)
+        net.fit(X, T, compile=True, **options)
+        first = opt._nnxp_compiled[1]
+        net.fit(X, T, compile=True, **options)
+        assert opt._nnxp_compiled[1] is first  # one epoch at a time: no second trace
+        opt.lr = 0.0  # baked into the trace as a constant: a new step must honour it
+        before = [host(p["W"]) for p in net.parameters() if p]
+        net.fit(X, T, compile=True, **options)
+        assert opt._nnxp_compiled[1] is not first
+        for a, p in zip(before, [p for p in net.parameters() if p]):
+            np.testing.assert_array_equal(a, host(p["W"]))
+        opt.lr = 0.1  # and back: training moves again
+        net.fit(X, T, compile=True, **options)
+        assert not np.array_equal(before[-1], host(net.layers[-1].params["W"]))

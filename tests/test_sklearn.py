@@ -162,6 +162,24 @@ def test_backend_arrays_are_accepted():
     np.testing.assert_array_equal(clf.predict(X_strict), clf.predict(X))
 
 
+def test_jax_without_64_bit_mode_refuses_float64_and_fits_float32():
+    """scikit-learn's float64 default on jax needs JAX's x64 mode, which nnxp never
+    switches on: the fit says how (and leaves the estimator unfitted); float32 data fits."""
+    jax = pytest.importorskip("jax")
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    with jax.enable_x64(False):
+        est = MLPClassifier(hidden_layer_sizes=4, max_iter=3, random_state=0, backend="jax")
+        with pytest.raises(ValueError, match="64-bit mode.*jax_enable_x64"):
+            _quiet_fit(est, X, y)
+        assert not hasattr(est, "network_")
+        _quiet_fit(est, X.astype(np.float32), y)
+        assert est.network_.backend.name == "jax"
+        proba = est.predict_proba(X.astype(np.float32))
+        assert proba.dtype == np.float32 and proba.shape == (40, 2)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+
+
 # --------------------------------------------------------------------------- targets
 def test_multilabel_uses_independent_sigmoids():
     X, Y = make_multilabel_classification(n_samples=60, random_state=0, return_indicator=True)

@@ -220,3 +220,66 @@ def test_wrappers_and_normalization_train_through_the_step_as_through_fit(backen
         assert set(ours) == set(theirs)
         for k in ours:
             np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-12, atol=1e-13)
+
+
+# ---------------------------------------------------------------- fit through the step
+def test_fit_compile_is_refused_off_jax_before_anything_changes(backend, rng):
+    if backend.name == "jax":
+        pytest.skip("jax compiles: tests/test_jax.py")
+    X, T = normal(rng, (20, 6)), one_hot(rng, (20,), 3)
+    net, opt = _net(), nnxp.Adam(0.01)
+    before = _host_params(net.parameters())
+    with pytest.raises(ValueError, match=f"compile=True\\) needs the jax backend.*{backend.name}"):
+        net.fit(X, T, loss="cross_entropy", optimizer=opt, compile=True, progress=False)
+    for a, b in zip(_host_params(net.parameters()), before):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    assert opt.state is None and opt.steps == 0 and net.history is None
+
+
+def _sequences(rng, n=6, t_max=5, vocab=7):
+    lengths = rng.integers(1, t_max + 1, n)
+    tokens = rng.integers(1, vocab, (n, t_max))
+    mask = np.arange(t_max)[None, :] < lengths[:, None]
+    tokens[~mask] = 0
+    return tokens, mask, rng.integers(0, 3, n)
+
+
+def _sequence_net():
+    from nnxp.layers.embedding import Embedding
+    from nnxp.layers.recurrent import LSTM
+
+    return nnxp.Sequential(
+        [Embedding(7, 4), LSTM(4, 5), nnxp.Dense(5, 3, "softmax")], seed=1, dtype="float64"
+    )
+
+
+def test_fit_with_a_sequence_mask_runs_the_step_with_each_batchs_mask(backend, rng):
+    tokens, mask, labels = _sequences(rng)
+    X, M, y = nnxp.asarray(tokens), nnxp.asarray(mask), nnxp.asarray(labels)
+    options = dict(loss="cross_entropy", epochs=2, batch_size=4, shuffle=False, progress=False)
+    fitted = _sequence_net()
+    fitted.fit(X, y, optimizer=nnxp.Adam(0.05), sequence_mask=M, **options)
+    unmasked = _sequence_net()
+    unmasked.fit(X, y, optimizer=nnxp.Adam(0.05), **options)
+    # by hand: the step given each batch's rows of the mask (6 rows: batches of 4 and 2)
+    net, opt = _sequence_net(), nnxp.Adam(0.05)
+    Xp, Tp, loss, _, Mp = net.prepare_sequences(X, y, "cross_entropy", None, M)
+    step = build_step(net, loss, opt)
+    params, state, key = net.parameters(), opt.init_state(net.parameters()), None
+    for _ in range(2):
+        for start, stop in _batches(6, 4):
+            rows = slice(start, stop)
+            Xb, Tb, Mb = (a[rows, ...] for a in (Xp, Tp, Mp))
+            params, state, key, _ = step(params, state, key, Xb, Tb, None, Mb)
+    ours, theirs = _host_params(params), _host_params(fitted.parameters())
+    for a, b in zip(ours, theirs):
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-11, atol=1e-12)
+    # and the mask mattered: without it the padded steps feed the LSTM
+    differ = [
+        not np.allclose(a[k], b[k], rtol=1e-6)
+        for a, b in zip(ours, _host_params(unmasked.parameters()))
+        for k in a
+    ]
+    assert any(differ)

@@ -179,15 +179,31 @@ class _InterruptedAdam(nnxp.Adam):
         super().step(params, grads)
 
 
-def test_keyboard_interrupt_leaves_the_last_completed_step(backend):
+class _InterruptedUpdateAdam(nnxp.Adam):
+    """The same through the functional form that the pure step calls (``update``)."""
+
+    def __init__(self, at, **options):
+        super().__init__(**options)
+        self.at = at
+
+    def update(self, params, grads, state, *, inplace=False):
+        if state["step"] + 1 == self.at:
+            params[0]["W"] -= 1.0  # half an update (in place where the library allows)...
+            raise KeyboardInterrupt  # ...then the interrupt
+        return super().update(params, grads, state, inplace=inplace)
+
+
+@pytest.mark.parametrize("make", [_InterruptedAdam, _InterruptedUpdateAdam])
+def test_keyboard_interrupt_leaves_the_last_completed_step(backend, make):
     X, T = datasets.spirals(n_per_class=20)  # 60 rows: 6 batches of 10 per epoch
     interrupted, reference = classifier(), classifier()
+    optimizer = make(at=9, lr=0.01)
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(
             X,
             T,
             loss="cross_entropy",
-            optimizer=_InterruptedAdam(at=9, lr=0.01),
+            optimizer=optimizer,
             epochs=5,
             batch_size=10,
             shuffle=False,
@@ -218,6 +234,7 @@ def test_keyboard_interrupt_leaves_the_last_completed_step(backend):
     for a, b in zip(interrupted.layers, reference.layers):
         np.testing.assert_array_equal(host(a.W), host(b.W))
     assert interrupted.history.history["loss"] and interrupted.history.epoch == [0]
+    assert optimizer.steps == opt.steps == 8
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])

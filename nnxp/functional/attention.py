@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 from .softmax import softmax_with_log
 
@@ -111,7 +111,7 @@ def mha_forward(
     V = _split_heads(QKV[..., 2 * D :], num_heads, xp)
     scale = 1.0 / (D // num_heads) ** 0.5
     S = xp.matmul(Q * scale, xp.matrix_transpose(K))
-    P = softmax_with_log(S, attention_mask(key_mask, causal, T, device=X.device, xp=xp), xp=xp)[0]
+    P = softmax_with_log(S, attention_mask(key_mask, causal, T, device=device(X), xp=xp), xp=xp)[0]
     O = _merge_heads(xp.matmul(P, V), xp)
     Y = xp.matmul(O, xp.matrix_transpose(out_proj_weight)) + out_proj_bias
     return Y, AttentionCache(X, Q, K, V, P, O, in_proj_weight, out_proj_weight, scale)

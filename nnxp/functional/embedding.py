@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 Array = Any
 
@@ -80,8 +80,8 @@ def embedding_backward(
 
 
 def _onehot_grad(flat: Array, rows: Array, V: int, block: int, xp: Any) -> Array:
-    vocab = xp.arange(V, dtype=flat.dtype, device=flat.device)
-    dW = xp.zeros((V, rows.shape[1]), dtype=rows.dtype, device=rows.device)
+    vocab = xp.arange(V, dtype=flat.dtype, device=device(flat))
+    dW = xp.zeros((V, rows.shape[1]), dtype=rows.dtype, device=device(rows))
     n = flat.shape[0]
     for start in range(0, n, block):
         stop = min(start + block, n)
@@ -93,7 +93,7 @@ def _onehot_grad(flat: Array, rows: Array, V: int, block: int, xp: Any) -> Array
 def _sorted_grad(flat: Array, rows: Array, V: int, xp: Any) -> Array:
     n, D = rows.shape[0], rows.shape[1]
     if n == 0:
-        return xp.zeros((V, D), dtype=rows.dtype, device=rows.device)
+        return xp.zeros((V, D), dtype=rows.dtype, device=device(rows))
     order = xp.argsort(flat, stable=True)
     keys = xp.take(flat, order)
     S = xp.take(rows, order, axis=0)
@@ -103,9 +103,9 @@ def _sorted_grad(flat: Array, rows: Array, V: int, xp: Any) -> Array:
         added = xp.where(same[:, None], S[:-shift, ...], 0.0)
         S = xp.concat([S[:shift, ...], S[shift:, ...] + added], axis=0)
         shift *= 2
-    vocab = xp.arange(V, dtype=keys.dtype, device=keys.device)
+    vocab = xp.arange(V, dtype=keys.dtype, device=device(keys))
     end = xp.searchsorted(keys, vocab, side="right")  # one past each id's run
     start = xp.searchsorted(keys, vocab, side="left")
     last = xp.clip(end - 1, 0, n - 1)
     present = end > start
-    return xp.where(present[:, None], xp.take(S, xp.astype(last, xp.int64), axis=0), 0.0)
+    return xp.where(present[:, None], xp.take(S, last, axis=0), 0.0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from array_api_compat import array_namespace
+from array_api_compat import device as array_device
 
 from .activations import get_activation
 
@@ -103,7 +104,7 @@ def recurrent_forward(
     xp = xp or array_namespace(X)
     N, T = X.shape[0], X.shape[1]
     U = W_hh.shape[1]
-    dtype, device = X.dtype, X.device
+    dtype, device = X.dtype, array_device(X)
     act: Any = get_activation(activation) if kind == "rnn" else None
     if kind == "gru":
         Xp = _affine_time(X, W_ih, b_ih, xp)
@@ -181,7 +182,7 @@ def recurrent_backward(
     xp = xp or array_namespace(X)
     N, T = X.shape[0], X.shape[1]
     U = W_hh.shape[1]
-    dtype, device = X.dtype, X.device
+    dtype, device = X.dtype, array_device(X)
     dh = xp.zeros((N, U), dtype=dtype, device=device) if dh_last is None else dh_last
     dc = xp.zeros((N, U), dtype=dtype, device=device)
     if kind == "lstm":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from array_api_compat import device
+
 from ..backend import asarray, get_backend
 from ..functional.embedding import METHODS, embedding_backward, embedding_forward
 from ._sequence import SequenceLayer
@@ -232,6 +234,6 @@ class PositionEmbedding(SequenceLayer):
         dP = xp.sum(dEdY, axis=0)  # (T, dim)
         pad = self.max_steps - self._T
         if pad:
-            dP = xp.concat([dP, xp.zeros((pad, self.dim), dtype=dP.dtype, device=dP.device)])
+            dP = xp.concat([dP, xp.zeros((pad, self.dim), dtype=dP.dtype, device=device(dP))])
         self.grads = {"P": dP}
         return dEdY if need_dX else None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from array_api_compat import device
+
 from ._sequence import NestedParams, SequenceLayer, nested_grads
 from .core import BuildContext, Layer
 from .registry import register
@@ -249,7 +251,7 @@ class Bidirectional(_Wrapper):
         partner = length - 1 - rank  # (N, T): the rank step t swaps with
         real = mask[:, :, None] & mask[:, None, :]
         swap = real & (rank[:, None, :] == partner[:, :, None])
-        steps = xp.arange(T, device=mask.device)
+        steps = xp.arange(T, device=device(mask))
         keep = (~mask)[:, :, None] & (steps[:, None] == steps[None, :])[None, :, :]
         return xp.astype(swap | keep, dtype)
 
