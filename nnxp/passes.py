@@ -140,10 +140,13 @@ def loss_terms(
 ) -> tuple[Array, Array, Any]:
     """``(total, delta, count)`` of ``loss`` on the output ``out``; under a sequence mask
     an output with the time axis counts its real timesteps only."""
-    rows = checks.sequence_rows(sequence_mask, tuple(out.A.shape))
-    extra = {} if rows is None else {"rows": rows}  # custom losses need not know rows
-    count = loss.count(out.A, xp, mask, **extra)
-    total, delta = loss.total_and_delta(out, T, xp, mask, count=count, **extra)
+    rows = None if sequence_mask is None else checks.sequence_rows(sequence_mask, out.A.shape)
+    if rows is None:  # custom losses need not know rows
+        count = loss.count(out.A, xp, mask)
+        total, delta = loss.total_and_delta(out, T, xp, mask, count=count)
+    else:
+        count = loss.count(out.A, xp, mask, rows=rows)
+        total, delta = loss.total_and_delta(out, T, xp, mask, count=count, rows=rows)
     return total, delta, count
 
 
@@ -199,8 +202,9 @@ def add_regularization(layers: list) -> Array:
         value, grads = regularization()
         if value is not None:
             total = value if total is None else total + value
-        for name, g in (grads or {}).items():
-            add_grad(layer, name, g)
+        if grads:
+            for name, g in grads.items():
+                add_grad(layer, name, g)
     return total
 
 

@@ -210,6 +210,8 @@ class Dense(ActivatedLayer):
 
     def regularization(self) -> tuple[Array | None, dict[str, Array]]:
         """``kernel_regularizer(W) + bias_regularizer(b)`` and their gradients."""
+        if self.kernel_regularizer is None and self.bias_regularizer is None:
+            return None, {}
         penalty, grads = None, {}
         for name, reg in (("W", self.kernel_regularizer), ("b", self.bias_regularizer)):
             if reg is not None:
