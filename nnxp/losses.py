@@ -69,7 +69,14 @@ class Loss:
         return xp.sum(xp.astype(counted, A.dtype))
 
     def total_and_delta(
-        self, out: LayerOutput, T: Array, xp: Any, mask: Array = None, *, count: Any = None
+        self,
+        out: LayerOutput,
+        T: Array,
+        xp: Any,
+        mask: Array = None,
+        *,
+        count: Any = None,
+        rows: Array = None,
     ) -> tuple[Array, Array]:
         """The loss summed over the counted rows (a 0-d array, left on the device) and
         ``dE/dA`` of the mean loss.

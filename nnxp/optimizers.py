@@ -220,7 +220,7 @@ def _copy_state(state: list | None) -> list | None:
     return [
         {
             k: {
-                n: a if not _mutable(a) else array_namespace(a).asarray(a, copy=True)
+                n: a if not _mutable(a) else _namespace(a).asarray(a, copy=True)
                 for n, a in s.items()
             }
             for k, s in layer.items()
@@ -231,7 +231,7 @@ def _copy_state(state: list | None) -> list | None:
 
 def _zeros_like(p: Array) -> Array:
     # ``p * 0`` would carry NaN/inf along; ``zeros_like`` is the standard's, on p's device
-    return array_namespace(p).zeros_like(p)
+    return _namespace(p).zeros_like(p)
 
 
 class SGD(Optimizer):

@@ -140,7 +140,9 @@ def loss_terms(
 ) -> tuple[Array, Array, Any]:
     """``(total, delta, count)`` of ``loss`` on the output ``out``; under a sequence mask
     an output with the time axis counts its real timesteps only."""
-    rows = None if sequence_mask is None else checks.sequence_rows(sequence_mask, out.A.shape)
+    rows = None
+    if sequence_mask is not None:
+        rows = checks.sequence_rows(sequence_mask, tuple(out.A.shape))
     if rows is None:  # custom losses need not know rows
         count = loss.count(out.A, xp, mask)
         total, delta = loss.total_and_delta(out, T, xp, mask, count=count)

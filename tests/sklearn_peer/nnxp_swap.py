@@ -10,8 +10,8 @@ copy) imports nnxp's classes::
 
 ``NNXP_PEER_BACKEND=torch`` (or ``array_api_strict``) makes the estimators train there by
 default. Tests listed in :data:`DESELECTED` (none today) would exercise scikit-learn's private
-internals rather than the estimator's behaviour; ``NNXP_PEER_SKIP_SLOW=1`` also leaves out
-:data:`SLOW`. Deselected tests are listed with their reason at the end of the run.
+internals rather than the estimator's behaviour; deselected tests are listed with their
+reason at the end of the run.
 """
 
 from __future__ import annotations
@@ -26,21 +26,6 @@ import nnxp.sklearn as nnxp_sklearn
 # scikit-learn's private functions). None: the one private method a test calls,
 # ``_loss_grad_lbfgs`` (test_gradient), is provided with scikit-learn's signature.
 DESELECTED: dict[str, str] = {}
-
-# Left out only when NNXP_PEER_SKIP_SLOW=1 (the subprocess test in the default pytest run, to
-# stay within its time budget on a 2-core machine); the nox session runs them.
-SLOW: dict[str, str] = {
-    "test_n_iter_no_change_inf": (
-        "slow: 3000 full epochs by design (about half of the suite's time); run by the nox "
-        "session sklearn_peer"
-    ),
-}
-
-
-def _deselected() -> dict[str, str]:
-    if os.environ.get("NNXP_PEER_SKIP_SLOW") == "1":
-        return {**DESELECTED, **SLOW}
-    return DESELECTED
 
 
 def _swap() -> None:
@@ -71,7 +56,7 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    names = _deselected()
+    names = DESELECTED
     keep, drop = [], []
     for item in items:
         (drop if item.name in names or item.originalname in names else keep).append(item)
@@ -82,7 +67,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(_banner())
-    names = _deselected()
+    names = DESELECTED
     if names:
         terminalreporter.section("deselected scikit-learn tests (reason)")
         for name, reason in names.items():
