@@ -1,9 +1,9 @@
 """nnxp: the gradient of an n-layer neural network, and its training, on any Array API library.
 
-One code path runs on NumPy, array-api-strict, PyTorch and CuPy::
+One code path runs on NumPy, array-api-strict, PyTorch, JAX and CuPy::
 
     import nnxp
-    nnxp.set_backend("numpy")          # "array_api_strict", "torch", "cupy"
+    nnxp.set_backend("numpy")          # "array_api_strict", "torch", "jax", "cupy"
     net = nnxp.Sequential([nnxp.Dense(64, 32, "sigmoid"), nnxp.Dense(32, 10, "softmax")])
     loss, grads = net.loss_and_gradient(X, T, loss="cross_entropy")
 """
@@ -49,7 +49,7 @@ from .network import Sequential
 from .optimizers import SGD, Adam, AdamW, Optimizer
 from .training import EarlyStopping, History
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def export_onnx(model, path, *, opset=None, input_shape=None):
