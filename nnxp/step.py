@@ -73,6 +73,7 @@ class Step:
         self._with_count = with_count
         self._jitted: Any = None
         self._scanned: Any = None
+        self._run = self._pure if self._borrow else self._in_layers  # the uncompiled call
         if compile:
             import jax
 
@@ -108,14 +109,7 @@ class Step:
         for layer, p in zip(layers, params):
             if layer.params is not p:
                 layer.params = p
-        if sequence_mask is None:
-            result = net._loss_and_delta(X, T, self.loss, mask, True)
-        else:
-            result = net._loss_and_delta(X, T, self.loss, mask, True, sequence_mask=sequence_mask)
-        if isinstance(result, tuple):
-            total, count = result
-        else:  # a network whose _loss_and_delta returns the sum alone
-            total, count = result, self.loss.count(net._output_layer().output().A, net.xp, mask)
+        total, count = net._loss_and_delta(X, T, self.loss, mask, True, sequence_mask=sequence_mask)
         if self._with_count:
             total = (total, count)
         grads = [layer.grads for layer in layers]
@@ -164,8 +158,7 @@ class Step:
             runs over, an int or a 0-d array).
         """
         if not self.compiled:
-            run = self._pure if self._borrow else self._in_layers
-            return run(params, opt_state, rng, X, T, mask, sequence_mask)
+            return self._run(params, opt_state, rng, X, T, mask, sequence_mask)
         if rng is None:
             raise ValueError(
                 "a compiled step needs rng, the jax.random key to draw dropout masks from "
