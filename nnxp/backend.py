@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import importlib
 import importlib.util
 import os
@@ -109,13 +110,9 @@ def _numpy_namespace() -> Any:
     namespace.__dict__.update({k: v for k, v in vars(compat).items() if not k.startswith("__")})
 
     def reduction(ufunc: Any) -> Callable[..., Any]:
-        def reduce(x: Any, /, *, axis: Any = None, keepdims: bool = False, **kwargs: Any) -> Any:
-            if isinstance(axis, list):
-                axis = tuple(axis)
-            return ufunc.reduce(x, axis=axis, keepdims=keepdims, **kwargs)
-
-        reduce.__name__ = reduce.__qualname__ = ufunc.__name__
-        return reduce
+        # a C-level partial: no Python frame per call (axis and keepdims are keyword-only
+        # in the standard, so every call names them or takes these defaults)
+        return functools.partial(ufunc.reduce, axis=None, keepdims=False)
 
     namespace.sum = reduction(np.add)  # type: ignore[attr-defined]
     namespace.max = reduction(np.maximum)  # type: ignore[attr-defined]

@@ -55,9 +55,24 @@ def _check_number(
     return number
 
 
+_MUTABLE: dict[type, bool] = {}
+
+
 def _mutable(p: Array) -> bool:
-    """Whether in-place operators work on ``p`` (not on jax arrays)."""
-    return array_library(p) != "jax"
+    """Whether in-place operators work on ``p`` (not on jax arrays), looked up once per
+    array type."""
+    kind = type(p)
+    if kind not in _MUTABLE:
+        _MUTABLE[kind] = array_library(p) != "jax"
+    return _MUTABLE[kind]
+
+
+def _first_array(params: Params) -> Array:
+    """The first parameter array in ``params`` (None when there is none)."""
+    for layer in params:
+        for p in layer.values():
+            return p
+    return None
 
 
 _NAMESPACES: dict[type, Any] = {}
@@ -109,7 +124,8 @@ class Optimizer:
     def update(
         self, params: Params, grads: Params, state: State, *, inplace: bool = False
     ) -> tuple[Params, State]:
-        """One step: the new parameters and state; the inputs are left untouched.
+        """One step: the new parameters and state; the inputs are left untouched (unless
+        ``inplace``).
 
         Parameters
         ----------
@@ -120,28 +136,36 @@ class Optimizer:
         state : dict
             From :meth:`init_state` or a previous :meth:`update`.
         inplace : bool
-            Write into ``params`` and the state's arrays where the library allows (not on
-            jax): the same numbers, less allocation; for callers that own those arrays.
+            Where the library allows (not on jax), write into ``params``, the state and
+            their arrays and return them: the same numbers, no copies; for callers that own
+            those arrays and dicts.
 
         Returns
         -------
         params, state
-            New lists and dicts (the arrays are new too unless ``inplace``).
+            New lists and dicts with new arrays (with ``inplace``, on a mutable library:
+            ``params`` and the state's slots themselves, updated).
         """
         t = state["step"] + 1
         coefficients = self._coefficients(t)
         update_one = self._update_one
+        first = _first_array(params)
+        if first is None:
+            return [dict(layer) for layer in params], {"step": t, "slots": state["slots"]}
+        xp = _namespace(first) if self.needs_namespace else False
+        if inplace and _mutable(first):  # the dicts given are written too: nothing is copied
+            for layer, layer_grads, layer_slots in zip(params, grads, state["slots"]):
+                for name, g in layer_grads.items():
+                    layer[name], layer_slots[name] = update_one(
+                        layer[name], g, layer_slots[name], t, coefficients, True, xp
+                    )
+            return params, {"step": t, "slots": state["slots"]}
         new_params, new_slots = [], []
-        xp: Any = None  # the namespace and mutability of the first parameter, for all
         for layer, layer_grads, layer_slots in zip(params, grads, state["slots"]):
             new_layer, new_layer_slots = dict(layer), dict(layer_slots)
             for name, g in layer_grads.items():
-                p = layer[name]
-                if xp is None:
-                    xp = _namespace(p) if self.needs_namespace else False
-                    inplace = inplace and _mutable(p)
                 new_layer[name], new_layer_slots[name] = update_one(
-                    p, g, layer_slots[name], t, coefficients, inplace, xp
+                    layer[name], g, layer_slots[name], t, coefficients, False, xp
                 )
             new_params.append(new_layer)
             new_slots.append(new_layer_slots)

@@ -65,6 +65,10 @@ def run_forward(
     """Each layer's forward in turn (``mask``: the output softmax's; ``sequence_mask``: the
     timestep mask, given to layers with ``takes_sequence_mask``). With ``check``, each
     layer's output must have the shape its ``output_shape`` declares."""
+    if mask is None and sequence_mask is None and not check:  # a training step's usual call
+        for layer in layers:
+            X = layer.forward(X, training=training)
+        return X
     last = len(layers) - 1
     for i, layer in enumerate(layers):
         shape = tuple(X.shape)
@@ -167,8 +171,9 @@ def loss_and_delta(
     """Forward, the loss and the backward pass (down to layer ``stop``) of the mean loss;
     fills the layers' ``grads``. Returns ``(total, count)``, the regularization penalty
     included ``count`` times in ``total``; nothing is read back."""
-    sequence_mask = timestep_mask(layers, X, sequence_mask)
-    run_forward(layers, X, training, mask, sequence_mask, check=check)
+    if sequence_mask is None:
+        sequence_mask = timestep_mask(layers, X, None)
+    run_forward(layers, X, training, mask, sequence_mask, check)
     out = output_layer(layers).output()
     total, delta, count = loss_terms(loss, out, T, xp, mask, sequence_mask)
     backprop_delta(layers, delta, stop)

@@ -10,6 +10,7 @@ running step.
 from __future__ import annotations
 
 import itertools
+import math
 import signal
 import threading
 from typing import Any
@@ -104,14 +105,26 @@ class _Epoch:
         self.optimizer_state = optimizer.snapshot()
         self.rng_state = net.rng.get_state()
 
-    def batches(self, xp: Any, *data: Array):
-        """Each batch's rows of every array in ``data`` (None stays None)."""
+    def batches(self, xp: Any, X: Array, T: Array, M: Array, S: Array):
+        """Each batch's rows of ``X``, ``T`` and the masks ``M`` and ``S`` (None stays
+        None)."""
+        order = self.order
         for start, stop in self.bounds:
-            if self.order is None:
-                yield [None if a is None else a[start:stop, ...] for a in data]
+            if order is None:
+                yield (
+                    X[start:stop, ...],
+                    T[start:stop, ...],
+                    None if M is None else M[start:stop, ...],
+                    None if S is None else S[start:stop, ...],
+                )
             else:
-                rows = self.order[start:stop]
-                yield [None if a is None else xp.take(a, rows, axis=0) for a in data]
+                rows = order[start:stop]
+                yield (
+                    xp.take(X, rows, axis=0),
+                    xp.take(T, rows, axis=0),
+                    None if M is None else xp.take(M, rows, axis=0),
+                    None if S is None else xp.take(S, rows, axis=0),
+                )
 
     def stacked(self, xp: Any, *data: Array):
         """The rows of every array in ``data`` (None stays None) in this epoch's order, for
@@ -157,6 +170,7 @@ def _steps(net, optimizer, pure: Step, epoch: _Epoch, X, T, masks, interrupt=Non
     params = net.parameters()
     state = optimizer.get_functional_state(params)
     key = net.rng.get_state() if net.backend.name == "jax" else None
+    call = pure if pure.compiled else pure.run_eager
     try:
         if scan:
             for (Xs, Ts, Ms, Ss), k in epoch.stacked(xp, X, T, *masks):
@@ -169,7 +183,7 @@ def _steps(net, optimizer, pure: Step, epoch: _Epoch, X, T, masks, interrupt=Non
                 yield total, count, k or 1
         else:
             for Xb, Tb, Mb, Sb in epoch.batches(xp, X, T, *masks):
-                params, state, key, (total, count) = pure(params, state, key, Xb, Tb, Mb, Sb)
+                params, state, key, (total, count) = call(params, state, key, Xb, Tb, Mb, Sb)
                 yield total, count, 1
                 if interrupt is not None and interrupt.is_set():
                     raise KeyboardInterrupt
@@ -210,15 +224,30 @@ def _restore_last_finite(net, optimizer, pure, epoch, previous, bad, X, T, masks
         epoch.restore(net, optimizer)
 
 
+class _Flag:
+    """Set by the SIGINT handler, read by the loop (both in the main thread: no lock)."""
+
+    __slots__ = ("raised",)
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def set(self) -> None:
+        self.raised = True
+
+    def is_set(self) -> bool:
+        return self.raised
+
+
 class _DeferredInterrupt:
     """While active (main thread, default SIGINT handler only), Ctrl-C sets a flag that the
     loop checks after each step instead of raising in the middle of one."""
 
     def __init__(self) -> None:
-        self.flag = threading.Event()
+        self.flag = _Flag()
         self.previous: Any = None
 
-    def __enter__(self) -> threading.Event | None:
+    def __enter__(self) -> _Flag | None:
         if threading.current_thread() is not threading.main_thread():
             return None
         try:
@@ -235,6 +264,8 @@ class _DeferredInterrupt:
 
 
 def _final_weights_finite(net: Any) -> bool:
+    """Whether every parameter is finite, with one read: ``sum(p * 0)`` is 0 for finite
+    ``p`` and NaN as soon as one entry is NaN or inf (and never overflows)."""
     xp = net.xp
-    flags = [xp.all(xp.isfinite(p)) for params in net.parameters() for p in params.values()]
-    return not flags or bool(xp.all(xp.stack(flags)))
+    zeros = [xp.sum(p * 0.0) for params in net.parameters() for p in params.values()]
+    return not zeros or math.isfinite(float(sum(zeros[1:], zeros[0])))

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from . import passes
 from .losses import Loss, get_loss
 from .optimizers import Optimizer, get_optimizer
 
@@ -73,7 +74,8 @@ class Step:
         self._with_count = with_count
         self._jitted: Any = None
         self._scanned: Any = None
-        self._run = self._pure if self._borrow else self._in_layers  # the uncompiled call
+        # the uncompiled call, for callers (fit's loop) that skip __call__'s checks
+        self.run_eager = self._pure if self._borrow else self._in_layers
         if compile:
             import jax
 
@@ -100,8 +102,9 @@ class Step:
 
     def _in_layers(self, params, opt_state, rng, X, T, mask, sequence_mask=None):
         """The step run in the network's layers, which are left holding ``params`` (not
-        the new ones), their grads and caches: for ``fit``, which owns the network for the
-        loop and puts the last parameters in once at the end (``borrow=False``)."""
+        the new ones; with ``donate``, the same dicts updated), their grads and caches:
+        for ``fit``, which owns the network for the loop and puts the last parameters in
+        once at the end (``borrow=False``)."""
         net = self.net
         layers = net.layers
         if rng is not None:
@@ -109,7 +112,9 @@ class Step:
         for layer, p in zip(layers, params):
             if layer.params is not p:
                 layer.params = p
-        total, count = net._loss_and_delta(X, T, self.loss, mask, True, sequence_mask=sequence_mask)
+        total, count = passes.loss_and_delta(
+            layers, X, T, self.loss, mask, True, net.xp, net._first_trainable, False, sequence_mask
+        )
         if self._with_count:
             total = (total, count)
         grads = [layer.grads for layer in layers]
@@ -118,8 +123,7 @@ class Step:
         new_params, new_state = self.optimizer.update(
             params, grads, opt_state, inplace=self._donate
         )
-        new_rng = None if rng is None else net.rng.get_state()
-        return new_params, new_state, new_rng, total
+        return new_params, new_state, None if rng is None else net.rng.get_state(), total
 
     def __call__(
         self,
@@ -158,7 +162,7 @@ class Step:
             runs over, an int or a 0-d array).
         """
         if not self.compiled:
-            return self._run(params, opt_state, rng, X, T, mask, sequence_mask)
+            return self.run_eager(params, opt_state, rng, X, T, mask, sequence_mask)
         if rng is None:
             raise ValueError(
                 "a compiled step needs rng, the jax.random key to draw dropout masks from "
@@ -328,6 +332,8 @@ class ObjectStep:
         self.optimizer.step(params, net.gradients())
         state = self.optimizer.get_functional_state(params)
         return params, state, None if rng is None else net.rng.get_state(), result
+
+    run_eager = __call__
 
 
 def overrides_step(optimizer: Optimizer) -> bool:

@@ -454,20 +454,25 @@ class ActivatedLayer(Layer):
     def forget(self) -> None:
         self._cache = self._log_Y = None
 
-    def _forward_cache(self) -> tuple[Array, Array, Array]:
-        if self._cache is None:
-            raise RuntimeError(f"{self.label}: backward called before forward")
-        return self._cache
+    def _no_forward(self) -> RuntimeError:
+        """The error for a backward pass (or a loss) with no forward pass cached."""
+        return RuntimeError(f"{self.label}: backward called before forward")
 
     def output(self) -> F.LayerOutput:
         """``A``, ``Y`` and ``log(Y)`` (softmax) of the last forward pass, for a loss."""
-        _, A, Y = self._forward_cache()
+        try:
+            _, A, Y = self._cache  # type: ignore[misc]
+        except TypeError:  # None: no forward pass cached
+            raise self._no_forward() from None
         return F.LayerOutput(A, Y, self._log_Y, self.activation)
 
     def backward(self, dEdY: Array, *, need_dX: bool = True) -> Array | None:
         """Store ``grads`` and return ``dE/dX`` (None when ``need_dX`` is False)."""
-        _, A, Y = self._forward_cache()
-        if tuple(dEdY.shape) != tuple(Y.shape):
+        try:
+            _, A, Y = self._cache  # type: ignore[misc]
+        except TypeError:  # None: no forward pass cached
+            raise self._no_forward() from None
+        if dEdY.shape != Y.shape:
             raise ValueError(
                 f"{self.label}: dEdY must have the output's shape {tuple(Y.shape)}, got "
                 f"{tuple(dEdY.shape)}"

@@ -188,12 +188,16 @@ class Dense(ActivatedLayer):
         -------
         Y : array of shape (n_samples, ..., n_outputs)
         """
-        self.check_input(X)
-        W = self.params["W"]
-        if self.use_bias:
-            A = F.affine_forward(X, W, self.params["b"], xp=self.xp)
-        elif X.ndim == 2:
+        if X.ndim != 2 or X.shape[1] != self.n_inputs or X.dtype != self.dtype:
+            self.check_input(X)  # raises, unless X is (n_samples, ..., n_inputs)
+        params = self.params
+        W = params["W"]
+        if X.ndim == 2:  # the common case, inline: a small step's cost is its calls
             A = X @ W.T
+            if self.use_bias:
+                A += params["b"]  # in place: the product is ours
+        elif self.use_bias:
+            A = F.affine_forward(X, W, params["b"], xp=self.xp)
         else:  # fold the leading axes for one matrix product
             A = self.xp.reshape(self.xp.reshape(X, (-1, self.n_inputs)) @ W.T, (*X.shape[:-1], -1))
         return self.activate(X, A, mask)
@@ -201,10 +205,20 @@ class Dense(ActivatedLayer):
     def backward_from_delta(self, Deltas: Array, *, need_dX: bool = True) -> Array | None:
         """Store ``grads = {"W": dE/dW, "b": dE/db}`` from ``Deltas = dE/dA``; return
         ``dE/dX`` (None when ``need_dX`` is False)."""
-        X = self._forward_cache()[0]
-        dEdX, dEdW, dEdb = F.affine_backward(
-            Deltas, self.params["W"], X, need_dX=need_dX, xp=self.xp
-        )
+        try:
+            X = self._cache[0]  # type: ignore[index]
+        except TypeError:  # None: no forward pass cached
+            raise self._no_forward() from None
+        W = self.params["W"]
+        if X.ndim == 2:  # inline, as in forward
+            dEdX = Deltas @ W if need_dX else None
+            dEdW = Deltas.T @ X
+            if self.use_bias:
+                self.grads = {"W": dEdW, "b": self.xp.sum(Deltas, axis=0)}
+            else:
+                self.grads = {"W": dEdW}
+            return dEdX
+        dEdX, dEdW, dEdb = F.affine_backward(Deltas, W, X, need_dX=need_dX, xp=self.xp)
         self.grads = {"W": dEdW, "b": dEdb} if self.use_bias else {"W": dEdW}
         return dEdX
 
