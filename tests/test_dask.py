@@ -588,6 +588,10 @@ class Recording:
         self.calls.append("compute")
         return self.client.compute(*args, **options)
 
+    def who_has(self, *args, **options):
+        self.calls.append("who_has")
+        return self.client.who_has(*args, **options)
+
 
 def test_local_cluster_equals_in_memory_by_client_and_by_default_scheduler(cluster, rng):
     from distributed import Client
@@ -614,6 +618,65 @@ def test_local_cluster_equals_in_memory_by_client_and_by_default_scheduler(clust
     while any("NetworkSpec" in str(key) for key in client.who_has()):
         assert time.monotonic() < deadline, client.who_has()
         time.sleep(0.05)
+
+
+def _fetched_since(start, dask_worker=None):
+    """The keys this worker fetched from other workers since ``start`` (time.time())."""
+    return [k for e in dask_worker.transfer_incoming_log if e["start"] >= start for k in e["keys"]]
+
+
+def test_persisted_chunks_are_computed_where_they_are(cluster, rng):
+    """With X persisted, each worker computes the chunks it holds in one task (nothing left
+    for the scheduler to steal), no chunk of X travels between workers, and the result is
+    the in-memory one; X not in memory keeps one task per chunk."""
+    from distributed import get_task_stream
+
+    local, client = cluster
+    loss = "cross_entropy"
+    net = network(loss)
+    X, T = data(loss, rng, n=90)
+    Xd, Td = client.persist([rows(X, 10), rows(T, 10)])
+    client.compute([Xd.sum(), Td.sum()], sync=True)  # in memory now
+    where = ndr._where(client, Xd)
+    assert len(where) == 9 and None not in where
+    expected = net.loss_and_gradient(nnxp.asarray(X), nnxp.asarray(T), loss)
+    start = time.time()
+    with get_task_stream(client=client) as stream:
+        got = nd.loss_and_gradient(net, Xd, Td, loss, client=client, timeout=30)
+    assert_same_result(got, expected, "numpy")
+    keys = [str(t["key"]) for t in stream.data]
+    assert not [k for k in keys if "_chunk_loss_and_gradient" in k], keys
+    assert len([k for k in keys if "_in_turn" in k]) == len(set(where)), keys
+    fetched = {str(k) for ks in client.run(_fetched_since, start).values() for k in ks}
+    assert not fetched & {str(k) for k in Xd.__dask_keys__() for k in k}, fetched
+    metrics = nd.evaluate(net, Xd, Td, loss, client=client, timeout=30)
+    assert metrics == pytest.approx(net.evaluate(nnxp.asarray(X), nnxp.asarray(T), loss), 1e-12)
+    assert ndr._where(client, rows(X, 10)) is None  # not in memory: a task per chunk
+
+
+def test_where_picks_a_holder_per_chunk_and_spreads_replicas(cluster):
+    """A chunk held by several workers goes to the one with the fewest chunks so far; a
+    chunk not in memory, or a lazy array, gets no worker."""
+
+    class Holders:
+        def __init__(self, who):
+            self.who = who
+
+        def who_has(self, X):
+            return self.who
+
+    class Lazy:
+        def who_has(self, X):
+            raise AssertionError("asked the scheduler about a lazy array")
+
+    Xd = rows(np.zeros((4, 2)), 1)
+    assert ndr._where(None, Xd) is None
+    assert ndr._where(Lazy(), Xd) is None  # no futures in its graph: nothing to ask
+    Xd = cluster[1].persist(Xd)  # its graph holds futures now; their holders are faked
+    k = [key for key in Xd.__dask_keys__() for key in key]
+    assert ndr._where(Holders({}), Xd) is None
+    who = {k[0]: ["b"], k[1]: ["a", "b"], k[2]: ["a", "b"], k[3]: []}
+    assert ndr._where(Holders(who), Xd) == ["b", "a", "a", None]
 
 
 def test_a_killed_worker_changes_nothing(cluster, rng):

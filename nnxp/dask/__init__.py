@@ -11,7 +11,11 @@ call. Each chunk ``c`` gives the public ``net.loss_and_gradient`` (or ``net.eval
 values and the count ``n_c`` of rows that mean divides by; a tree of tasks on the workers adds
 ``n_c * value_c`` and ``n_c``, and the caller divides once: ``sum_c n_c value_c / sum_c n_c``.
 That is the in-memory mean for any chunking (ragged last chunks too), and stays exact for
-penalties that every chunk's mean holds. ``n_c`` is counted as the network counts: rows
+penalties that every chunk's mean holds. With a ``client`` and ``X`` persisted, the work
+follows the data: each worker computes the chunks it holds one after the other in one task
+and returns their sum, so no chunk travels between workers (a task per chunk lets the
+scheduler steal queued chunks, copying them to another worker); chunks not in memory get a
+task each. ``n_c`` is counted as the network counts: rows
 with an allowed output under ``mask``, and for an output with the time axis under a
 timestep mask (``sequence_mask=``, or the first layer's ``compute_mask``) the real steps
 only. Chunks compute with the array library they hold (NumPy; CuPy under dask-cuda), in the

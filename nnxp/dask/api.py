@@ -121,11 +121,18 @@ def evaluate(
     """
     X, T, mask, sequence_mask, loss = _prepare(net, X, T, mask, sequence_mask, loss, "evaluate")
 
-    def build(ref: Any) -> Any:
-        parts = _per_chunk(_chunk_evaluate, ref, (X, T, mask, sequence_mask), loss)
+    def build(ref: Any, where: list | None) -> Any:
+        parts = _per_chunk(
+            _chunk_evaluate,
+            ref,
+            (X, T, mask, sequence_mask),
+            loss,
+            where=where,
+            combine=_add_metrics,
+        )
         return _tree(parts, _add_metrics)
 
-    n, metrics = _run(build, NetworkSpec.of(net), client, scheduler, timeout)
+    n, metrics = _run(build, NetworkSpec.of(net), client, scheduler, timeout, X)
     if n == 0:
         raise ValueError("every row of the data is masked: there is nothing to evaluate")
     return {k: v / n for k, v in metrics.items()}
