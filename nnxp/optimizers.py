@@ -292,6 +292,22 @@ class SGD(Optimizer):
         self.slot_names = ("momentum_buffer",) if self.momentum else ()
         self.needs_namespace = False
 
+    def update(
+        self, params: Params, grads: Params, state: State, *, inplace: bool = False
+    ) -> tuple[Params, State]:
+        """As :meth:`Optimizer.update`; plain SGD in place (no momentum, no weight decay)
+        runs ``p -= lr * g`` inline: on a small network a call per parameter is a
+        measurable part of the step."""
+        if inplace and not (self.momentum or self.weight_decay):
+            first = _first_array(params)
+            if first is not None and _mutable(first):
+                lr = self.lr
+                for layer, layer_grads in zip(params, grads):
+                    for name, g in layer_grads.items():
+                        layer[name] -= lr * g
+                return params, {"step": state["step"] + 1, "slots": state["slots"]}
+        return super().update(params, grads, state, inplace=inplace)
+
     def _update_one(self, p, g, slots, t, coefficients, inplace, xp):
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
         if wd:

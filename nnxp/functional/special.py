@@ -119,13 +119,15 @@ def erfc(x: Array, *, xp: Any = None) -> Array:
 def sigmoid(A: Array, *, xp: Any = None) -> Array:
     """``1 / (1 + exp(-A))`` with full relative precision in both tails.
 
-    Computed as written, three roundings: the relative error stays within a few units in
-    the last place everywhere the result is a normal number (float32: ``< 1e-6`` down to
-    ``A = -87``), where ``(1 + tanh(A/2)) / 2`` cancels in the negative tail. ``A`` is first
-    clipped from below where ``exp(-A)`` would overflow (-88 in float32, -709 in float64):
-    the outputs there are subnormal or zero anyway, and nothing overflows or warns.
+    Computed as ``E / (1 + E)`` with ``E = exp(A)``, three roundings: the relative error
+    stays within a few units in the last place everywhere the result is a normal number
+    (float32: ``< 1e-6`` down to ``A = -87``), where ``(1 + tanh(A/2)) / 2`` cancels in
+    the negative tail. ``A`` is first clipped from above where ``exp(A)`` would overflow
+    (88 in float32, 709 in float64): the output there is 1 in any case, and nothing
+    overflows or warns (``exp`` of a very negative ``A`` underflows quietly to a subnormal
+    or zero, the true output's value). Four operations, as the textbook form.
     """
     xp = xp or array_namespace(A)
-    E = xp.exp(-xp.maximum(A, -88.0 if A.dtype == xp.float32 else -709.0))
-    E += 1.0  # in place on our own temporary
-    return 1.0 / E
+    E = xp.exp(xp.minimum(A, 88.0 if A.dtype == xp.float32 else 709.0))
+    E /= E + 1.0  # in place on our own temporary
+    return E
