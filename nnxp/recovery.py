@@ -21,8 +21,8 @@ from .step import ObjectStep, Step, build_step, overrides_step
 
 try:  # the C functions under ``signal``, whose wrappers turn each handler into an enum and
     # back through a caught ValueError: 16 us of every fit call against 1 us
-    from _signal import getsignal as _getsignal
-    from _signal import signal as _setsignal
+    from _signal import getsignal as _getsignal  # type: ignore[import-not-found]
+    from _signal import signal as _setsignal  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - an interpreter without the _signal module
     from signal import getsignal as _getsignal
     from signal import signal as _setsignal

@@ -157,7 +157,8 @@ def _per_chunk(
     (adding with ``combine``) per worker."""
     xs = _blocks(arrays[0], 0)
     blocks = [xs] + [_blocks(a, len(xs)) for a in arrays[1:]]
-    parts, groups = [], {}
+    parts: list = []
+    groups: dict[str, list] = {}
     for i, chunk in enumerate(zip(*blocks)):
         worker = None if where is None else where[i]
         if worker is None:
