@@ -65,10 +65,7 @@ class Loss:
         device then."""
         if mask is None and rows is None:
             return math.prod(A.shape[:-1])
-        counted = counted_rows(xp, mask, rows)
-        if counted is None:
-            return math.prod(A.shape[:-1])
-        return xp.sum(xp.astype(counted, A.dtype))
+        return xp.sum(xp.astype(counted_rows(xp, mask, rows), A.dtype))
 
     def total_and_delta(
         self,
