@@ -255,9 +255,6 @@ class Sequential:
         """
         return preparation.prepare(self, X, T, loss, mask, sequence_mask, check_finite)
 
-    def _all_finite(self, values: Array, block: int = 1 << 20) -> bool:
-        return checks.all_finite(self.xp, values, block)
-
     def loss_and_gradient(
         self,
         X: Array,

@@ -30,30 +30,6 @@ except ImportError:  # pragma: no cover - an interpreter without the _signal mod
 Array = Any
 
 
-def step(
-    net: Any,
-    optimizer: Optimizer,
-    Xb: Array,
-    Tb: Array,
-    Mb: Array,
-    loss: Loss,
-    Sb: Array = None,
-) -> tuple:
-    """One training step on one batch: forward, loss, backward, optimizer update.
-
-    ``Mb`` is the batch's output mask and ``Sb`` its timestep mask (None: derived from the
-    batch by the first layer's ``compute_mask``, on the device). Returns ``(total,
-    count)`` of the batch (see ``Sequential._loss_and_delta``), left on the device. The
-    one function a compiled step (``nnxp.step``) replaces.
-    """
-    if Sb is None:
-        result = net._loss_and_delta(Xb, Tb, loss, Mb, training=True)
-    else:
-        result = net._loss_and_delta(Xb, Tb, loss, Mb, training=True, sequence_mask=Sb)
-    optimizer.step(net.parameters(), net.gradients())
-    return result
-
-
 def _build_step(net: Any, loss: Loss, optimizer: Optimizer, compile: bool) -> Any:
     """fit's step: the pure step (``nnxp.step``), whose update writes into the arrays it is
     given where the library allows, as the optimizer's object API does (fit owns them, and

@@ -163,13 +163,7 @@ class Step:
         """
         if not self.compiled:
             return self.run_eager(params, opt_state, rng, X, T, mask, sequence_mask)
-        if rng is None:
-            raise ValueError(
-                "a compiled step needs rng, the jax.random key to draw dropout masks from "
-                "(net.rng.get_state()); without it every step would reuse one mask"
-            )
-        params = [dict(p) for p in params]  # plain dicts are pytrees (wrapper views are not)
-        state = _traced_step(opt_state, self.net.backend)
+        params, state = self._compiled_inputs(params, opt_state, rng, "step")
         return self._jitted(params, state, rng, X, T, mask, sequence_mask)
 
     def epoch(
@@ -210,8 +204,7 @@ class Step:
                 counts = xp.stack([xp.asarray(c, dtype=totals.dtype) for _, c in sums])
                 return params, opt_state, rng, (totals, counts)
             return params, opt_state, rng, xp.stack(sums)
-        if rng is None:
-            raise ValueError("a compiled epoch needs rng (net.rng.get_state())")
+        params, state = self._compiled_inputs(params, opt_state, rng, "epoch")
         if self._scanned is None:
             import jax
 
@@ -225,9 +218,17 @@ class Step:
                 return p, s, r, totals
 
             self._scanned = jax.jit(run)
-        params = [dict(p) for p in params]
-        state = _traced_step(opt_state, self.net.backend)
         return self._scanned(params, state, rng, X, T, mask, sequence_mask)
+
+    def _compiled_inputs(self, params: Params, opt_state: dict, rng: Any, what: str) -> tuple:
+        """``params`` as plain dicts (pytrees; a wrapper's view is not) and the state with a
+        traced step count, for a compiled call; refused without ``rng``."""
+        if rng is None:
+            raise ValueError(
+                f"a compiled {what} needs rng, the jax.random key to draw dropout masks from "
+                f"(net.rng.get_state()); without it every step would reuse one mask"
+            )
+        return [dict(p) for p in params], _traced_step(opt_state, self.net.backend)
 
 
 def _traced_step(opt_state: dict, backend: Any) -> dict:
@@ -324,10 +325,7 @@ class ObjectStep:
 
     def __call__(self, params, opt_state, rng, X, T, mask=None, sequence_mask=None):
         net = self.net
-        if sequence_mask is None:
-            result = net._loss_and_delta(X, T, self.loss, mask, True)
-        else:
-            result = net._loss_and_delta(X, T, self.loss, mask, True, sequence_mask=sequence_mask)
+        result = net._loss_and_delta(X, T, self.loss, mask, True, sequence_mask=sequence_mask)
         params = net.parameters()
         self.optimizer.step(params, net.gradients())
         state = self.optimizer.get_functional_state(params)

@@ -40,7 +40,6 @@ from .recovery import (
     _restore_last_finite,
     _steps,
 )
-from .recovery import step as step  # re-exported: the object-API step, as before
 
 Array = Any
 
